@@ -1,0 +1,52 @@
+"""The ``hpstudy`` command: one sub-command per pipeline step.
+
+Each step lives in its own module with a ``main(argv)``; this file only dispatches and turns a
+:class:`~hpstudy.errors.HpstudyError` into one clear paragraph on stderr and a nonzero exit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from hpstudy.errors import HpstudyError
+
+# command name -> module providing main(argv)
+COMMANDS: dict[str, str] = {
+    "sweep": "hpstudy.sweep",
+}
+
+
+def _usage() -> str:
+    names = "\n".join(f"  {name}" for name in sorted(COMMANDS))
+    return f"usage: hpstudy <command> [options]\n\ncommands:\n{names}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``hpstudy <command> ...``; returns the process exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"}:
+        sys.stdout.write(_usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        sys.stderr.write(f"hpstudy: error: unknown command {name!r}.\n{_usage()}")
+        return 2
+    module = importlib.import_module(COMMANDS[name])
+    return run_guarded(module.main, rest)
+
+
+def run_guarded(entry, argv: list[str]) -> int:
+    """Call ``entry(argv)``; print an :class:`HpstudyError` as one paragraph and return 1."""
+    try:
+        return int(entry(argv) or 0)
+    except HpstudyError as err:
+        sys.stderr.write(f"hpstudy: error: {err}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("hpstudy: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
