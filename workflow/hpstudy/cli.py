@@ -14,6 +14,8 @@ from hpstudy.errors import HpstudyError
 # command name -> module providing main(argv)
 COMMANDS: dict[str, str] = {
     "sweep": "hpstudy.sweep",
+    "train": "hpstudy.train",
+    "fetch-weights": "hpstudy.weights",
     "fetch": "hpstudy.fetch",
     "preprocess": "hpstudy.preprocess",
 }

@@ -1,0 +1,80 @@
+"""Tiny processed datasets in the contract format, and full run settings, for training tests.
+
+The images are patterned so that a small CNN can learn them within an epoch or two: each class
+has a bright stripe at its own position plus noise. Written directly (not via the preprocess
+step) so the training tests do not depend on the data code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+CLASSES = ["buildings", "forest", "glacier", "mountain", "sea", "street"]
+
+
+def make_images(count: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` uint8 NHWC images whose class shows as a stripe position, and their labels."""
+    labels = np.arange(count, dtype=np.int64) % len(CLASSES)
+    rng.shuffle(labels)
+    images = rng.integers(0, 120, size=(count, size, size, 3), dtype=np.uint8)
+    band = max(1, size // len(CLASSES))
+    for cls in range(len(CLASSES)):
+        rows = slice(cls * band, (cls + 1) * band)
+        images[labels == cls, rows, :, cls % 3] = 255
+    return images, labels
+
+
+def write_dataset(
+    root: Path,
+    *,
+    size: int = 16,
+    train: int = 96,
+    test: int = 36,
+    seed: int = 0,
+    name: str = "tiny",
+) -> Path:
+    """Write ``root/<name>-<size>/`` with train/test arrays and manifest.json; returns it."""
+    out = Path(root) / f"{name}-{size}"
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    splits, digests = {}, {}
+    for split, count in (("train", train), ("test", test)):
+        x, y = make_images(count, size, rng)
+        for kind, array in (("x", x), ("y", y)):
+            np.save(out / f"{split}_{kind}.npy", array)
+            digests[f"{split}_{kind}.npy"] = hashlib.sha256(array.tobytes()).hexdigest()
+        per_class = {c: int((y == i).sum()) for i, c in enumerate(CLASSES)}
+        splits[split] = {"count": count, "per_class": per_class, "x": f"{split}_x.npy",
+                         "y": f"{split}_y.npy"}  # fmt: skip
+    manifest = {
+        "name": name, "image_size": size, "classes": CLASSES, "splits": splits, "resized": 0,
+        "skipped": [], "sha256": digests,
+        "source": {"path": "generated", "sha256": "0" * 64, "size_bytes": 0},
+    }  # fmt: skip
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out
+
+
+def run_settings(**overrides) -> dict:
+    """A complete settings dict (one sweep row) for a tiny custom-CNN run on the CPU."""
+    settings = {
+        "run_id": "test/lr-1e-03/seed-0", "experiment": "test", "param": "lr", "value": "1e-03",
+        "seed": 0, "model": "custom", "pretrained": False, "weights": None,
+        "kernel_width": [3, 3, 3], "optimizer": "adam", "lr": 1e-3, "momentum": 0.9,
+        "weight_decay": 0.0, "batch_size": 20, "eval_batch_size": 25, "epochs": 2,
+        "normalization": "none", "flip": False, "precision": "auto", "deterministic": False,
+        "device": "cpu", "keep_checkpoint": False,
+    }  # fmt: skip
+    settings.update(overrides)
+    return settings
+
+
+def read_metrics(path: Path) -> list[dict[str, str]]:
+    """metrics.csv rows as dicts of strings (exact text, for bit-for-bit comparisons)."""
+    lines = Path(path).read_text().splitlines()
+    header = lines[0].split(",")
+    return [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]

@@ -1,0 +1,34 @@
+"""Optimizer and loss of a run.
+
+The loss is ``CrossEntropyLoss()`` with its default batch mean, as in the seed. With Adam's
+coupled L2 (``weight_decay`` added to the gradient) a summed loss would scale the gradient by the
+batch size but not the decay term, silently weakening weight decay by that factor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from hpstudy.errors import HpstudyError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+def build_optimizer(settings: dict, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """``adam`` (coupled L2, as the seed), ``adamw`` (decoupled) or ``sgd`` with momentum."""
+    name, lr, wd = settings["optimizer"], float(settings["lr"]), float(settings["weight_decay"])
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=float(settings["momentum"]), weight_decay=wd)
+    raise HpstudyError(f"optimizer {name!r} is not known: use one of {', '.join(OPTIMIZERS)}.")
+
+
+def build_loss() -> nn.Module:
+    """The training loss: cross-entropy averaged over the batch (the seed's default)."""
+    return nn.CrossEntropyLoss()
