@@ -16,33 +16,46 @@ from pathlib import Path
 from hpstudy.errors import HpstudyError
 
 
-def verify_zip(path: str | os.PathLike) -> int:
-    """Check that ``path`` is a complete zip whose every member passes its CRC test.
+def _corrupt_fix() -> str:
+    return (
+        "It is probably a partial or corrupt download or copy: delete it and rerun the "
+        "workflow so that it is fetched again (or download the archive again by hand)."
+    )
 
-    Returns the number of members. Raises :class:`HpstudyError` naming the file and the fix
-    when it is missing, truncated, not a zip, or has a member whose data does not match.
-    """
+
+def open_zip(path: str | os.PathLike) -> zipfile.ZipFile:
+    """Open ``path`` as a zip for reading; raises :class:`HpstudyError` (file + fix) if it is
+    missing or not a readable zip (e.g. truncated, so the central directory is gone)."""
     path = Path(path)
     if not path.is_file():
         raise HpstudyError(
             f"The archive {path} does not exist. Check the path (for `dataset.source: archive` "
             "it is `dataset.archive` in the config) or fetch the data again."
         )
-    fix = (
-        "It is probably a partial or corrupt download or copy: delete it and rerun the "
-        "workflow so that it is fetched again (or download the archive again by hand)."
-    )
     try:
-        with zipfile.ZipFile(path) as zf:
-            first_bad = zf.testzip()
-            count = len(zf.infolist())
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as err:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
         raise HpstudyError(
-            f"The archive {path} is not a readable zip file ({err}). {fix}"
+            f"The archive {path} is not a readable zip file ({err}). {_corrupt_fix()}"
         ) from None
+
+
+def verify_zip(path: str | os.PathLike) -> int:
+    """Check that ``path`` is a complete zip whose every member passes its CRC test.
+
+    Returns the number of members. Raises :class:`HpstudyError` naming the file and the fix
+    when it is missing, truncated, not a zip, or has a member whose data does not match.
+    """
+    with open_zip(path) as zf:
+        try:
+            first_bad = zf.testzip()
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as err:
+            raise HpstudyError(f"The archive {path} is corrupt ({err}). {_corrupt_fix()}") from None
+        count = len(zf.infolist())
     if first_bad is not None:
         raise HpstudyError(
-            f"The archive {path} is corrupt: member {first_bad!r} fails its CRC check. {fix}"
+            f"The archive {path} is corrupt: member {first_bad!r} fails its CRC check. "
+            f"{_corrupt_fix()}"
         )
     return count
 

@@ -1,0 +1,57 @@
+"""Decode one image file into a fixed-size RGB array row, the way the seed's loader did.
+
+The seed used torchvision's ``ImageFolder`` (PIL open + ``convert("RGB")``) followed by
+``transforms.Resize((s, s))``, which on PIL images is PIL's bilinear resize (antialiased).
+Doing the same here gives pixel-identical arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections.abc import Iterator
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+# Raster formats a photo dataset plausibly contains; anything else is "not an image".
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
+
+
+@contextlib.contextmanager
+def strict_decoding() -> Iterator[None]:
+    """Make PIL raise on truncated files for the duration (another library may relax it)."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, UnidentifiedImageError):
+        return "not a decodable image (unrecognised format)"
+    # Drop object addresses so the manifest is identical from run to run.
+    message = re.sub(r" at 0x[0-9a-fA-F]+", "", str(err))
+    return f"failed to decode: {message}" if message else f"failed to decode ({type(err).__name__})"
+
+
+def decode_image_into(data: bytes, row: np.ndarray, size: int) -> bool | str:
+    """Decode ``data`` into ``row`` (size x size x 3 uint8).
+
+    Returns whether the image had to be resized, or a string saying why it could not be
+    decoded (truncated, not an image, unsupported mode); ``row`` is then left as it was.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
+            img.load()  # force the full decode now, so a truncated file fails here
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            resized = rgb.size != (size, size)
+            if resized:
+                rgb = rgb.resize((size, size), Image.BILINEAR)
+            row[...] = np.asarray(rgb)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        return _reason(err)
+    return resized

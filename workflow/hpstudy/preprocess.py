@@ -1,0 +1,348 @@
+"""Preprocess a Kaggle-layout zip into uint8 NHWC arrays, one per split, plus a manifest.
+
+Images are read straight from the zip (never extracted), decoded fully, converted to RGB and
+resized to ``size`` x ``size`` exactly as the seed's ``torchvision.transforms.Resize((s, s))``
+does on PIL images (PIL bilinear, which antialiases). A member that does not decode is skipped
+and listed with its reason. Arrays are written with temporary names and renamed; the
+manifest, which downstream rules depend on, is written last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import zipfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hpstudy.atomic import atomic_path, atomic_write_json, temp_name
+from hpstudy.errors import HpstudyError
+from hpstudy.fetch import sha256_file
+from hpstudy.images import decode_image_into, strict_decoding
+from hpstudy.zipcheck import open_zip, safe_members
+
+SPLIT_FOLDERS = {"seg_train": "train", "seg_test": "test", "seg_pred": "pred"}
+SPLITS = ("train", "test", "pred")
+MANIFEST = "manifest.json"
+CHUNK = 64  # images per thread-pool task: large enough to amortise scheduling
+PROGRESS_SECONDS = 5.0  # keeps the rule's log short
+
+
+@dataclass
+class SplitMembers:
+    """The zip entries of one split, in output order, with their class names (None: pred)."""
+
+    infos: list[zipfile.ZipInfo] = field(default_factory=list)
+    class_names: list[str | None] = field(default_factory=list)
+
+
+def _ignored(parts: list[str]) -> bool:
+    # macOS resource forks and hidden files are packaging noise, not data.
+    return any(part == "__MACOSX" or part.startswith(".") for part in parts)
+
+
+def locate_member(name: str) -> tuple[str, str | None] | str | None:
+    """Place one member name in the layout.
+
+    Returns ``(split, class_name)`` for an image candidate (class ``None`` for pred), ``None``
+    for an entry to ignore silently, or a string saying why the entry does not fit the layout.
+    """
+    parts = [part for part in name.replace("\\", "/").split("/") if part]
+    if name.endswith(("/", "\\")) or not parts or _ignored(parts):
+        return None
+    starts = [i for i, part in enumerate(parts[:2]) if part in SPLIT_FOLDERS]
+    if not starts:
+        return "outside seg_train/, seg_test/ and seg_pred/"
+    folder = parts[starts[0]]
+    rest = parts[starts[0] + 1 :]
+    if len(rest) > 1 and rest[0] == folder:  # Kaggle's double nesting seg_x/seg_x/...
+        rest = rest[1:]
+    split = SPLIT_FOLDERS[folder]
+    if split == "pred":
+        return (split, None) if len(rest) == 1 else f"expected {folder}/<image>"
+    return (split, rest[0]) if len(rest) == 2 else f"expected {folder}/<class>/<image>"
+
+
+def collect_members(
+    infos: list[zipfile.ZipInfo],
+) -> tuple[dict[str, SplitMembers], list[dict[str, str]]]:
+    """Group zip entries by split (sorted by name) and list those that fit no split."""
+    splits = {split: SplitMembers() for split in SPLITS}
+    skipped = []
+    for info in sorted(infos, key=lambda info: info.filename):
+        if info.is_dir():
+            continue
+        place = locate_member(info.filename)
+        if place is None:
+            continue
+        if isinstance(place, str):
+            skipped.append({"member": info.filename, "reason": f"not in the layout: {place}"})
+            continue
+        split, class_name = place
+        splits[split].infos.append(info)
+        splits[split].class_names.append(class_name)
+    return splits, skipped
+
+
+def class_list(zip_path: Path, splits: dict[str, SplitMembers]) -> list[str]:
+    """Sorted class names from the train folders; the test folders must name the same ones."""
+    train = sorted(set(splits["train"].class_names))
+    test = sorted(set(splits["test"].class_names))
+    if not train:
+        raise HpstudyError(
+            f"The archive {zip_path} has no training images: expected "
+            "seg_train/seg_train/<class>/*.jpg or seg_train/<class>/*.jpg. Check that it is "
+            "the intel-image-classification zip (or one in the same layout)."
+        )
+    if not test:
+        raise HpstudyError(
+            f"The archive {zip_path} has no test images: expected "
+            "seg_test/seg_test/<class>/*.jpg or seg_test/<class>/*.jpg."
+        )
+    if train != test:
+        only_train = sorted(set(train) - set(test))
+        only_test = sorted(set(test) - set(train))
+        raise HpstudyError(
+            f"The archive {zip_path} has different class folders in train and test "
+            f"(only in train: {only_train}, only in test: {only_test}). Every class must "
+            "have a folder in both seg_train and seg_test."
+        )
+    return train
+
+
+class ZipImageReader:
+    """Decode zip members into rows of an array, one ZipFile handle per thread.
+
+    A ZipFile shares one file handle behind a lock, so threads reading through a single one
+    would serialise; separate handles let reads, inflation and decoding overlap.
+    """
+
+    def __init__(self, zip_path: Path, size: int):
+        self.zip_path = zip_path
+        self.size = size
+        self._local = threading.local()
+        self._handles: list[zipfile.ZipFile] = []
+        self._lock = threading.Lock()
+
+    def _zip(self) -> zipfile.ZipFile:
+        handle = getattr(self._local, "zip", None)
+        if handle is None:
+            handle = self._local.zip = zipfile.ZipFile(self.zip_path)
+            with self._lock:
+                self._handles.append(handle)
+        return handle
+
+    def read_into(self, infos, out, start: int, stop: int, results: list) -> None:
+        """Decode ``infos[start:stop]`` into ``out[start:stop]``; store outcomes in results."""
+        archive = self._zip()
+        for i in range(start, stop):
+            try:
+                data = archive.read(infos[i])
+            except (zipfile.BadZipFile, EOFError, OSError) as err:
+                results[i] = HpstudyError(
+                    f"The archive {self.zip_path} is corrupt: reading {infos[i].filename!r} "
+                    f"failed ({err}). Delete it and rerun so that it is fetched again."
+                )
+                continue
+            results[i] = decode_image_into(data, out[i], self.size)
+
+    def close(self) -> None:
+        """Close every per-thread handle."""
+        for handle in self._handles:
+            handle.close()
+        self._handles.clear()
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, mininterval=PROGRESS_SECONDS)
+
+
+def decode_split(reader: ZipImageReader, infos, out, threads: int, desc: str) -> list:
+    """Decode every member of a split into ``out``; returns one outcome per member.
+
+    An outcome is ``True`` (resized), ``False`` (already the right size), a string (why it
+    was skipped) or an :class:`HpstudyError` for a corrupt archive.
+    """
+    results: list = [None] * len(infos)
+    bounds = [(i, min(i + CHUNK, len(infos))) for i in range(0, len(infos), CHUNK)]
+    with _progress(len(infos), desc) as bar:
+        if threads <= 1:
+            for start, stop in bounds:
+                reader.read_into(infos, out, start, stop, results)
+                bar.update(stop - start)
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                jobs = [
+                    (pool.submit(reader.read_into, infos, out, start, stop, results), stop - start)
+                    for start, stop in bounds
+                ]
+                for job, count in jobs:
+                    job.result()
+                    bar.update(count)
+    for outcome in results:
+        if isinstance(outcome, HpstudyError):
+            raise outcome
+    return results
+
+
+def _save_labels(path: Path, labels: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, labels.astype(np.int64))
+
+
+def _compact(tmp_x: Path, keep: np.ndarray, final_x: Path) -> None:
+    """Write only the rows ``keep`` of the array at ``tmp_x`` to ``final_x`` (in chunks)."""
+    full = np.load(tmp_x, mmap_mode="r")
+    rows = np.flatnonzero(keep)
+    with atomic_path(final_x) as tmp:
+        kept = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.uint8, shape=(len(rows),) + full.shape[1:]
+        )
+        for start in range(0, len(rows), 1024):
+            kept[start : start + 1024] = full[rows[start : start + 1024]]
+        kept.flush()
+        del kept
+    del full
+    tmp_x.unlink()
+
+
+def write_split(reader, members: SplitMembers, classes, out_dir: Path, split: str, threads: int):
+    """Decode one split into ``<split>_x.npy`` / ``<split>_y.npy``; returns its summary."""
+    size = reader.size
+    final_x, final_y = out_dir / f"{split}_x.npy", out_dir / f"{split}_y.npy"
+    tmp_x = temp_name(final_x)
+    shape = (len(members.infos), size, size, 3)
+    try:
+        images = np.lib.format.open_memmap(tmp_x, mode="w+", dtype=np.uint8, shape=shape)
+        outcomes = decode_split(reader, members.infos, images, threads, split)
+        images.flush()
+        del images
+        keep = np.array([isinstance(outcome, bool) for outcome in outcomes], dtype=bool)
+        if keep.all():
+            os.replace(tmp_x, final_x)
+        else:
+            _compact(tmp_x, keep, final_x)
+    finally:
+        tmp_x.unlink(missing_ok=True)
+    index = {name: i for i, name in enumerate(classes)}
+    names = [name for name, kept in zip(members.class_names, keep, strict=True) if kept]
+    labels = np.array([-1 if name is None else index[name] for name in names], dtype=np.int64)
+    _save_labels(final_y, labels)
+    skipped = [
+        {"member": info.filename, "reason": outcome}
+        for info, outcome in zip(members.infos, outcomes, strict=True)
+        if isinstance(outcome, str)
+    ]
+    per_class = Counter(name for name in names if name is not None)
+    summary = {
+        "count": int(keep.sum()),
+        "per_class": {name: per_class.get(name, 0) for name in classes} if split != "pred" else {},
+        "x": final_x.name,
+        "y": final_y.name,
+    }
+    return summary, sum(outcome is True for outcome in outcomes), skipped
+
+
+def _remove_stale_outputs(out_dir: Path) -> None:
+    # The old manifest goes first: from here on the folder never claims to be complete.
+    (out_dir / MANIFEST).unlink(missing_ok=True)
+    for split in SPLITS:
+        for kind in ("x", "y"):
+            (out_dir / f"{split}_{kind}.npy").unlink(missing_ok=True)
+
+
+def preprocess_archive(
+    zip_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    size: int,
+    threads: int = 1,
+    name: str | None = None,
+) -> dict:
+    """Preprocess the Kaggle-layout zip at ``zip_path`` into ``out_dir``; returns the manifest.
+
+    Writes ``{train,test[,pred]}_{x,y}.npy`` (uint8 NHWC images, int64 labels, -1 for pred)
+    and, last, ``manifest.json``. Raises :class:`HpstudyError` for a missing or corrupt zip,
+    an unsafe member (before anything is written), a zip without train/test images, or
+    train/test class folders that differ.
+    """
+    zip_path, out_dir = Path(zip_path), Path(out_dir)
+    if size < 1 or threads < 1:
+        raise HpstudyError(f"The image size ({size}) and threads ({threads}) must be >= 1.")
+    with open_zip(zip_path) as archive:
+        infos = safe_members(archive)
+    splits, skipped = collect_members(infos)
+    classes = class_list(zip_path, splits)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_outputs(out_dir)
+    reader = ZipImageReader(zip_path, size)
+    summaries, resized = {}, 0
+    try:
+        with strict_decoding():
+            for split in SPLITS:
+                if split == "pred" and not splits["pred"].infos:
+                    continue
+                summary, split_resized, split_skipped = write_split(
+                    reader, splits[split], classes, out_dir, split, threads
+                )
+                summaries[split], resized = summary, resized + split_resized
+                skipped.extend(split_skipped)
+    finally:
+        reader.close()
+    outputs = [name for summary in summaries.values() for name in (summary["x"], summary["y"])]
+    manifest = {
+        "name": name or zip_path.stem,
+        "image_size": size,
+        "classes": classes,
+        "splits": summaries,
+        "resized": resized,
+        "skipped": sorted(skipped, key=lambda entry: entry["member"]),
+        "sha256": {output: sha256_file(out_dir / output) for output in outputs},
+        "source": {
+            "path": str(zip_path),
+            "sha256": sha256_file(zip_path),
+            "size_bytes": zip_path.stat().st_size,
+        },
+    }
+    atomic_write_json(out_dir / MANIFEST, manifest)
+    return manifest
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of ``hpstudy preprocess``."""
+    parser = argparse.ArgumentParser(
+        prog="hpstudy preprocess",
+        description="Decode, check and resize the images of a dataset zip into .npy arrays.",
+    )
+    parser.add_argument("--archive", required=True, help="data/raw/<name>.zip")
+    parser.add_argument("--out-dir", required=True, help="data/processed/<name>-<size>")
+    parser.add_argument("--size", type=int, required=True, help="output height = width")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--name", help="dataset name in the manifest (default: zip name)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``hpstudy preprocess``."""
+    args = build_parser().parse_args(argv)
+    manifest = preprocess_archive(args.archive, args.out_dir, args.size, args.threads, args.name)
+    counts = ", ".join(f"{split} {s['count']}" for split, s in manifest["splits"].items())
+    print(
+        f"hpstudy preprocess: {args.out_dir}: {counts} images in {len(manifest['classes'])} "
+        f"classes; {manifest['resized']} resized, {len(manifest['skipped'])} skipped",
+        file=sys.stderr,
+    )
+    for entry in manifest["skipped"]:
+        print(f"  skipped {entry['member']}: {entry['reason']}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
