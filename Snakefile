@@ -1,0 +1,30 @@
+# hpstudy — re-runs the experiments of "Experiments on hyperparameter tuning in deep learning —
+# rules to follow": one training job per hyperparameter setting, then tables, figures and a
+# verdict on each of the post's rules. Config: config/README.md. All logic: workflow/hpstudy.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The seed reproduction, unless a config file is given with --configfile (then that file alone
+# is the config, instead of being deep-merged into this one).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    default_target: True
+    input:
+        run_targets(),
+        report_targets(),
+    localrule: True
