@@ -60,12 +60,14 @@ def describe_error(err: jsonschema.ValidationError, prefix: str = "") -> str:
     line = f"{where}: {err.message} (schema rule: {err.validator})"
     if err.validator == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
-        unknown = [k for k in err.instance if k not in allowed] if isinstance(err.instance, dict) else []
+        instance = err.instance if isinstance(err.instance, dict) else {}
+        unknown = [k for k in instance if k not in allowed]
         for key in unknown:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(allowed)}"
             line += f"; unknown key {key!r}: {hint}"
-    if err.validator == "type" and isinstance(err.instance, str) and "number" in str(err.validator_value):
+    wants_number = "number" in str(err.validator_value)
+    if err.validator == "type" and isinstance(err.instance, str) and wants_number:
         line += "; YAML reads a number like 1e-4 as text: write it as 1.0e-4"
     return line
 
@@ -134,5 +136,7 @@ def load_config(path: str | Path) -> dict:
             "config/demo.yaml (offline) or config/config.yaml (the Kaggle data)."
         ) from None
     except yaml.YAMLError as err:
-        raise HpstudyError(f"The config file {path} is not valid YAML: {err}. Fix its syntax.") from None
+        raise HpstudyError(
+            f"The config file {path} is not valid YAML: {err}. Fix its syntax."
+        ) from None
     return validate_config(raw, source=str(path))
