@@ -1,0 +1,75 @@
+"""Shared fixtures: a throw-away copy of the repository and Snakemake runs inside it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the repository's tracked and untracked-but-not-ignored files into ``dest``."""
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900):
+    """Run ``snakemake`` (this interpreter's) in ``workdir``; returns the CompletedProcess."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def shrunk_demo_config(path: Path, epochs: int = 2, resnet_epochs: int = 1) -> Path:
+    """The real demo config with fewer epochs, written to ``path`` (tests shrink, not fake)."""
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config["train"]["epochs"] = epochs
+    config["studies"]["learning_rate"]["set"]["epochs"] = resnet_epochs
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """A repository copy in which the shrunk demo sweep has run to completion once.
+
+    Returns (workdir, configfile, first_run_output). Tests that modify the workdir must
+    copy it first (see ``demo_copy``).
+    """
+    workdir = copy_repo(tmp_path_factory.mktemp("demo"))
+    config = shrunk_demo_config(workdir / "config" / "test-demo.yaml")
+    proc = snakemake(workdir, "--cores", "2", "--resources", "gpu=1", "--configfile", str(config))
+    return workdir, config, proc

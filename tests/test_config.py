@@ -1,0 +1,89 @@
+"""The config schema: defaults filled, bad values named with their key path and rule."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from conftest import REPO
+from hpstudy.config import load_config, validate_config
+from hpstudy.errors import HpstudyError
+
+
+@pytest.fixture
+def demo():
+    return yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "demo.yaml"])
+def test_shipped_configs_are_valid(name):
+    config = load_config(REPO / "config" / name)
+    assert set(config["studies"]) == {"learning_rate", "batch_size", "kernel_width", "weight_decay"}
+    assert config["train"]["optimizer"] == "adam"
+
+
+def test_defaults_are_filled_but_study_overrides_stay_sparse():
+    config = validate_config(
+        {
+            "dataset": {"source": "digits"},
+            "studies": {"s": {"param": "lr", "values": [0.1], "set": {"batch_size": 8}}},
+        }
+    )
+    assert config["train"]["epochs"] == 10
+    assert config["paths"]["results"] == "results"
+    assert config["dataset"]["image_size"] == 150
+    assert config["seeds"] == [0]
+    assert config["studies"]["s"]["set"] == {"batch_size": 8}
+
+
+def mutate(config, dotted, value):
+    *parents, last = dotted.split(".")
+    node = config
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("train.lr", -0.001, ["train.lr", "exclusiveMinimum"]),
+        ("dataset.source", "ftp", ["dataset.source", "enum", "'ftp'"]),
+        ("train.batch_size", 0, ["train.batch_size", "minimum"]),
+        ("train.epoch", 3, ["train", "'epoch'", "did you mean 'epochs'"]),
+        ("train.lr", "1e-4", ["train.lr", "type", "write it as 1.0e-4"]),
+        ("studies.batch_size.values", [], ["studies.batch_size.values", "minItems"]),
+        ("seeds", [0, 0], ["seeds", "uniqueItems"]),
+        ("train.kernel_width", [3, 5], ["train.kernel_width", "oneOf"]),
+    ],
+)
+def test_bad_values_are_named_with_key_path_and_rule(demo, key, value, expected):
+    with pytest.raises(HpstudyError) as err:
+        validate_config(mutate(copy.deepcopy(demo), key, value), source="demo.yaml")
+    message = str(err.value)
+    assert "demo.yaml" in message and "config/README.md" in message
+    for fragment in expected:
+        assert fragment in message
+
+
+def test_every_violation_is_reported_at_once(demo):
+    bad = mutate(mutate(copy.deepcopy(demo), "train.lr", -1.0), "train.epochs", 0)
+    message = str(pytest.raises(HpstudyError, validate_config, bad).value)
+    assert "train.lr" in message and "train.epochs" in message
+
+
+def test_archive_source_needs_an_archive_path(demo):
+    demo["dataset"] = {"source": "archive", "name": "intel"}
+    with pytest.raises(HpstudyError, match="dataset.archive"):
+        validate_config(demo)
+
+
+def test_missing_and_unparsable_files(tmp_path):
+    with pytest.raises(HpstudyError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("dataset: [unclosed\n")
+    with pytest.raises(HpstudyError, match="not valid YAML"):
+        load_config(broken)
