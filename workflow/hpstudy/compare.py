@@ -49,6 +49,8 @@ SEED_IMAGE_SIZE = 150
 SEED_OPTIMIZER = "adam"
 SEED_CUSTOM_KERNEL_WIDTH = "5-5-7"
 LR_REL_TOL = 1e-6
+# two seed runs with the same settings (run4/run7) stay apart by their dash pattern
+SEED_LINESTYLES = ["--", ":", "-.", (0, (5, 1, 1, 1))]
 COMPARISON_COLUMNS = [
     "run_id",
     "experiment",
@@ -160,13 +162,13 @@ def seed_comparison_figure(metrics: pd.DataFrame, study: str) -> Figure:
         for ax, (column, _, scale) in zip(axes, CURVE_PANELS, strict=True):
             mean = by_epoch[column].mean() * scale
             ax.plot(mean.index, mean, color=colors[value], label=f"{format_value(value)} (ours)")
-            for seed_id in seed_ids:
+            for i, seed_id in enumerate(seed_ids):
                 theirs = curves[curves["run"] == seed_id]
                 ax.plot(
                     theirs["epoch"],
                     theirs[column] * scale,
                     color=colors[value],
-                    linestyle="--",
+                    linestyle=SEED_LINESTYLES[i % len(SEED_LINESTYLES)],
                     label=f"{format_value(value)} (seed {seed_id})",
                 )
     for ax, (_, ylabel, _) in zip(axes, CURVE_PANELS, strict=True):
