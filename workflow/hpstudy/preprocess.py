@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpstudy.atomic import atomic_path, atomic_write_json, temp_name
+from hpstudy.atomic import atomic_path, atomic_write_json
 from hpstudy.errors import HpstudyError
 from hpstudy.fetch import sha256_file
 from hpstudy.images import decode_image_into, strict_decoding
@@ -218,7 +218,9 @@ def write_split(reader, members: SplitMembers, classes, out_dir: Path, split: st
     """Decode one split into ``<split>_x.npy`` / ``<split>_y.npy``; returns its summary."""
     size = reader.size
     final_x, final_y = out_dir / f"{split}_x.npy", out_dir / f"{split}_y.npy"
-    tmp_x = temp_name(final_x)
+    # Not atomic.temp_name(final_x): compaction writes final_x through that name while
+    # still reading this file.
+    tmp_x = out_dir / f".{final_x.name}.decoding-{os.getpid()}"
     shape = (len(members.infos), size, size, 3)
     try:
         images = np.lib.format.open_memmap(tmp_x, mode="w+", dtype=np.uint8, shape=shape)
