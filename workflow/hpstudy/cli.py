@@ -18,6 +18,11 @@ COMMANDS: dict[str, str] = {
     "fetch-weights": "hpstudy.weights",
     "fetch": "hpstudy.fetch",
     "preprocess": "hpstudy.preprocess",
+    "aggregate": "hpstudy.aggregate",
+    "compare": "hpstudy.compare",
+    "figures": "hpstudy.figures",
+    "findings": "hpstudy.findings",
+    "tensorboard": "hpstudy.tensorboard_log",
 }
 
 
