@@ -1,0 +1,133 @@
+"""The seed's custom CNN, torchvision's ResNet18 with local ImageNet weights, fetch-weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hpstudy import weights
+from hpstudy.errors import HpstudyError
+from hpstudy.models import (
+    build_model,
+    count_parameters,
+    custom_flatten_size,
+    minimum_image_size,
+)
+
+
+def custom(kernel_width, num_classes=6, image_size=150):
+    return build_model({"model": "custom", "kernel_width": kernel_width}, num_classes, image_size)
+
+
+def test_custom_cnn_matches_the_seed_parameter_count_and_flatten_size():
+    model = custom([5, 5, 7])
+    assert count_parameters(model) == 2_848_562
+    assert custom_flatten_size(150, [5, 5, 7]) == 2250
+    assert model.classifier[0].in_features == 2250
+    # the seed's first conv has no bias; the other two do
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.bias is None for c in convs] == [True, False, False]
+    assert [c.kernel_size for c in convs] == [(5, 5), (5, 5), (7, 7)]
+
+
+@pytest.mark.parametrize("kernel_width", [3, 5, 7, [3, 5, 7], [7, 3, 5], [5, 5, 7]])
+@pytest.mark.parametrize("image_size", [48, 64, 150])
+def test_custom_cnn_output_shape_for_every_width_and_size(kernel_width, image_size):
+    model = custom(kernel_width, num_classes=4, image_size=image_size).eval()
+    with torch.inference_mode():
+        out = model(torch.rand(2, 3, image_size, image_size))
+    assert out.shape == (2, 4)
+
+
+@pytest.mark.parametrize("kernel_width", [[3, 3, 3], [5, 5, 7], [7, 7, 7]])
+def test_smallest_accepted_image_runs_and_one_pixel_less_is_a_clear_error(kernel_width):
+    smallest = minimum_image_size(kernel_width)
+    model = custom(kernel_width, image_size=smallest).eval()
+    with torch.inference_mode():
+        assert model(torch.rand(1, 3, smallest, smallest)).shape == (1, 6)
+    with pytest.raises(HpstudyError) as err:
+        custom(kernel_width, image_size=smallest - 1)
+    message = str(err.value)
+    assert f"image_size {smallest - 1}" in message
+    assert f"kernel_width {kernel_width}" in message
+    assert f"at least {smallest} px" in message
+
+
+@pytest.mark.parametrize("bad", [[5, 5], [0, 3, 3], "5", [3.0, 3, 3]])
+def test_bad_kernel_width_is_a_clear_error(bad):
+    with pytest.raises(HpstudyError, match="kernel_width"):
+        custom(bad)
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(HpstudyError, match="model 'vgg'"):
+        build_model({"model": "vgg"}, 6, 32)
+
+
+def marked_resnet18_file(path):
+    """A ResNet18 ImageNet-shaped state_dict with recognisable conv1 and fc values."""
+    from torchvision.models import resnet18
+
+    state = resnet18(weights=None).state_dict()
+    state["conv1.weight"] = torch.full_like(state["conv1.weight"], 0.125)
+    state["fc.weight"] = torch.full_like(state["fc.weight"], 7.0)
+    torch.save(state, path)
+    return path
+
+
+def resnet_settings(pretrained=True, weights_file=None):
+    return {"model": "resnet18", "pretrained": pretrained, "weights": weights_file}
+
+
+def test_resnet18_loads_local_imagenet_weights_then_replaces_fc(tmp_path):
+    path = str(marked_resnet18_file(tmp_path / "resnet18.pth"))
+    for model in (
+        build_model(resnet_settings(weights_file=path), 6, 32),  # config `weights:`
+        build_model(resnet_settings(), 6, 32, weights_path=path),  # fetched by the weights rule
+    ):
+        assert torch.equal(model.conv1.weight, torch.full_like(model.conv1.weight, 0.125))
+        assert model.fc.out_features == 6 and model.fc.in_features == 512
+        assert not torch.any(model.fc.weight == 7.0)
+        with torch.inference_mode():
+            assert model.eval()(torch.rand(2, 3, 32, 32)).shape == (2, 6)
+
+
+def test_resnet18_without_pretraining_needs_no_file():
+    model = build_model(resnet_settings(pretrained=False), 3, 32)
+    assert model.fc.out_features == 3
+    assert not torch.all(model.conv1.weight == 0.125)
+
+
+def test_missing_or_corrupt_weights_name_the_local_file_option(tmp_path):
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"<html>404</html>")
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, wrong)
+    for path in (None, tmp_path / "absent.pth", corrupt, wrong):
+        with pytest.raises(HpstudyError) as err:
+            build_model(resnet_settings(weights_file=path and str(path)), 6, 32)
+        assert "train.weights" in str(err.value)
+
+
+def test_fetch_weights_copies_and_validates_a_local_file(tmp_path):
+    source = marked_resnet18_file(tmp_path / "download.pth")
+    out = tmp_path / "resources" / "weights" / "resnet18-imagenet1k-v1.pth"
+    assert weights.main(["--model", "resnet18", "--from", str(source), "--out", str(out)]) == 0
+    assert out.read_bytes() == source.read_bytes()
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(HpstudyError, match="train.weights"):
+        weights.fetch_weights("resnet18", tmp_path / "other.pth", str(bad))
+    assert not (tmp_path / "other.pth").exists()
+
+
+def test_fetch_weights_without_internet_names_the_local_file_option(tmp_path, monkeypatch):
+    def offline(url, dst, progress=True):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    out = tmp_path / "w.pth"
+    with pytest.raises(HpstudyError) as err:
+        weights.fetch_weights("resnet18", out)
+    assert "train.weights: /path/to/resnet18-f37072fd.pth" in str(err.value)
+    assert "download.pytorch.org" in str(err.value)
+    assert not out.exists() and not list(tmp_path.iterdir())
