@@ -203,7 +203,16 @@ def _kaggle_output_to(stream):
         yield
 
 
-def _authenticated_kaggle_api(dataset: str):
+def _rejected_credentials_error(dataset: str, source: str) -> HpstudyError:
+    return HpstudyError(
+        f"Kaggle did not accept the credentials found in {source} for {dataset}: the token "
+        "or key is wrong, expired or revoked. Create a new one at "
+        f"https://www.kaggle.com/settings/api and provide it as {CREDENTIAL_FORMS}. "
+        f"{ARCHIVE_ALTERNATIVE}"
+    )
+
+
+def _authenticated_kaggle_api(dataset: str, source: str):
     """Import kaggle lazily and authenticate, turning its exit/print into an HpstudyError."""
     captured = io.StringIO()
     try:
@@ -216,7 +225,8 @@ def _authenticated_kaggle_api(dataset: str):
             api.args = [arg for arg in api.args if arg not in ("--verbose", "-v")]
             api.authenticate()
     except SystemExit:
-        raise _no_credentials_error(dataset) from None
+        # kaggle exits when every credential it found was refused (e.g. an inactive token).
+        raise _rejected_credentials_error(dataset, source) from None
     except Exception as err:  # noqa: BLE001 - any failure here is an authentication failure
         raise _kaggle_http_error(err, dataset) from None
     return api
@@ -283,9 +293,10 @@ def fetch_kaggle(dataset: str, out_zip: str | os.PathLike, quiet: bool = False) 
             f"The Kaggle dataset {dataset!r} is not of the form owner/slug "
             "(e.g. puneet6060/intel-image-classification)."
         )
-    if kaggle_credential_source() is None:
+    source = kaggle_credential_source()
+    if source is None:
         raise _no_credentials_error(dataset)
-    api = _authenticated_kaggle_api(dataset)
+    api = _authenticated_kaggle_api(dataset, source)
     workdir = download_dir_for(out_zip)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
