@@ -23,12 +23,12 @@ from hpstudy.preprocess import preprocess_archive  # noqa: E402
 from zipfactory import photo_dataset  # noqa: E402
 
 
-def measure(zip_path: Path, work: Path, size: int, threads: int) -> tuple[int, float]:
-    """Preprocess once; returns (images written, seconds)."""
-    start = time.perf_counter()
+def measure(zip_path: Path, work: Path, size: int, threads: int) -> tuple[int, float, float]:
+    """Preprocess once; returns (images written, wall seconds, CPU seconds of all threads)."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     manifest = preprocess_archive(zip_path, work / f"out-{threads}", size, threads)
-    seconds = time.perf_counter() - start
-    return sum(split["count"] for split in manifest["splits"].values()), seconds
+    seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    return sum(split["count"] for split in manifest["splits"].values()), seconds, cpu
 
 
 def main() -> int:
@@ -49,11 +49,12 @@ def main() -> int:
         print(f"cpus available: {len(os.sched_getaffinity(0))}")
         for threads in args.threads:
             load = os.getloadavg()[0]  # other processes on the machine skew the figures
-            count, seconds = measure(zip_path, work, args.size, threads)
-            rate = count / seconds
+            count, seconds, cpu = measure(zip_path, work, args.size, threads)
+            # Per CPU-second is the per-core rate even when other jobs share the cores.
             print(
-                f"threads={threads}: {count} images in {seconds:.2f} s = {rate:,.0f} images/s "
-                f"({rate / threads:,.0f} images/s per thread; load average before: {load:.2f})"
+                f"threads={threads}: {count} images in {seconds:.2f} s wall = "
+                f"{count / seconds:,.0f} images/s; {cpu:.2f} CPU-s = "
+                f"{count / cpu:,.0f} images per CPU-second (load average before: {load:.2f})"
             )
     return 0
 
