@@ -70,7 +70,7 @@ def load_split(data_dir: str | Path, split: str, device: torch.device) -> Device
         )
     # one host copy (the memory map is read-only), then one transfer to the device
     images = torch.from_numpy(np.array(x, copy=True)).to(device)
-    labels = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
+    labels = torch.from_numpy(np.array(y, dtype=np.int64, copy=True)).to(device)
     return DeviceSplit(images, labels)
 
 

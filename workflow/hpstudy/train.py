@@ -35,7 +35,7 @@ from hpstudy.batches import (
 )
 from hpstudy.errors import HpstudyError
 from hpstudy.models import build_model, count_parameters
-from hpstudy.optim import build_loss, build_optimizer
+from hpstudy.optim import OPTIMIZERS, build_loss, build_optimizer
 
 LOG = logging.getLogger("hpstudy.train")
 REQUIRED_SETTINGS = (
@@ -77,6 +77,14 @@ def check_settings(settings: dict) -> None:
             f"The run settings lack {', '.join(missing)}; pass the full settings dict of one "
             "sweep row (`hpstudy sweep` prints them) to --settings."
         )
+    choices = {"model": ("custom", "resnet18"), "optimizer": OPTIMIZERS,
+               "normalization": ("none", "imagenet"), "device": devices.DEVICE_CHOICES,
+               "precision": devices.PRECISION_CHOICES}  # fmt: skip
+    for key, allowed in choices.items():
+        if settings[key] not in allowed:
+            raise HpstudyError(
+                f"Setting {key}: {settings[key]!r} is not known: use one of {', '.join(allowed)}."
+            )
     for key in ("batch_size", "eval_batch_size", "epochs"):
         if not isinstance(settings[key], int) or settings[key] < 1:
             raise HpstudyError(f"Setting {key}={settings[key]!r} must be a positive integer.")
