@@ -109,6 +109,25 @@ def figure_kinds(param: str) -> list[str]:
     return kinds
 
 
+def results_targets(results: str, runs: dict[str, dict], tensorboard: bool = False) -> list[str]:
+    """Every final output of the results stage for a sweep (``runs``: run id -> settings with
+    ``experiment`` and ``param``): tables, comparison, findings, each study's figures (PNG and
+    SVG, kinds by :func:`figure_kinds`, plus the seed comparison) and, when ``tensorboard``, one
+    event folder per run. Snakemake's ``rule all`` asks for these."""
+    study_param = {run["experiment"]: run["param"] for run in runs.values()}
+    tables = ["metrics.csv", "summary.csv", "summary.json", "seed_summary.csv"]
+    targets = [f"{results}/{name}" for name in [*tables, "comparison.csv", "findings.md"]]
+    targets += [
+        f"{results}/figures/{study}/{kind}.{ext}"
+        for study, param in study_param.items()
+        for kind in [*figure_kinds(param), "seed"]
+        for ext in ("png", "svg")
+    ]
+    if tensorboard:
+        targets += [f"{results}/tensorboard/{run_id}" for run_id in runs]
+    return targets
+
+
 def study_rows(table: pd.DataFrame, study: str) -> tuple[pd.DataFrame, str]:
     """The rows of ``study`` and its swept parameter; a missing study is a clear error."""
     rows = table[table["experiment"] == study]

@@ -2,48 +2,21 @@
 # on each rule, and (optionally) TensorBoard event files. All logic is in the package; a rule
 # only wires paths. Tables and figures depend on every run, so a changed run rebuilds them and
 # nothing upstream.
-from hpstudy.figures import figure_kinds
+from functools import partial
+
+from hpstudy.figures import results_targets
 
 FIGURES = f"{RESULTS}/figures"
-STUDY_PARAM = {run["experiment"]: run["param"] for run in RUNS.values()}
-RESULT_TABLES = [
-    f"{RESULTS}/metrics.csv",
-    f"{RESULTS}/summary.csv",
-    f"{RESULTS}/summary.json",
-    f"{RESULTS}/seed_summary.csv",
-]
+
+# The final outputs of this stage, for `rule all`: tables, comparison, findings, every study's
+# figures, TensorBoard folders when enabled. (A partial, not a def: rule files hold no functions.)
+report_targets = partial(
+    results_targets, RESULTS, RUNS, config.get("tensorboard", False)
+)
 
 
 wildcard_constraints:
     study="|".join(map(re.escape, STUDIES)) if STUDIES else "[a-z][a-z0-9_]*",
-
-
-def figure_targets():
-    """Every figure (PNG + SVG) of every study: its kinds by swept param, plus the seed's."""
-    return [
-        f"{FIGURES}/{study}/{kind}.{ext}"
-        for study in STUDIES
-        for kind in [*figure_kinds(STUDY_PARAM[study]), "seed"]
-        for ext in ("png", "svg")
-    ]
-
-
-def tensorboard_targets():
-    """One event-file folder per run when `tensorboard: true`, else nothing."""
-    if not config.get("tensorboard", False):
-        return []
-    return [f"{RESULTS}/tensorboard/{run_id}" for run_id in RUNS]
-
-
-def report_targets():
-    """The final outputs of the results stage (called by `rule all`)."""
-    return [
-        *RESULT_TABLES,
-        f"{RESULTS}/comparison.csv",
-        f"{RESULTS}/findings.md",
-        *figure_targets(),
-        *tensorboard_targets(),
-    ]
 
 
 rule aggregate:
