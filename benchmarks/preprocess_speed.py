@@ -19,8 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from hpstudy.preprocess import preprocess_archive  # noqa: E402
 from zipfactory import photo_dataset  # noqa: E402
+
+from hpstudy.preprocess import preprocess_archive  # noqa: E402
 
 
 def measure(zip_path: Path, work: Path, size: int, threads: int) -> tuple[int, float, float]:

@@ -7,10 +7,11 @@ import math
 
 import pandas as pd
 import pytest
+from runfactory import METRIC_COLUMNS, approach, write_run, write_study
+
 from hpstudy import aggregate
 from hpstudy.cli import main as cli_main
 from hpstudy.errors import HpstudyError
-from runfactory import METRIC_COLUMNS, approach, write_run, write_study
 
 
 @pytest.fixture()

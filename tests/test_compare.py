@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from runfactory import write_run
+
 from hpstudy import aggregate, compare
 from hpstudy.cli import main as cli_main
-from runfactory import write_run
 
 
 def summary_of(run_dirs) -> pd.DataFrame:

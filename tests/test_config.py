@@ -7,6 +7,7 @@ import copy
 import pytest
 import yaml
 from conftest import REPO
+
 from hpstudy.config import load_config, validate_config
 from hpstudy.errors import HpstudyError
 
@@ -53,7 +54,7 @@ def mutate(config, dotted, value):
         ("dataset.source", "ftp", ["dataset.source", "enum", "'ftp'"]),
         ("train.batch_size", 0, ["train.batch_size", "minimum"]),
         ("train.epoch", 3, ["train", "'epoch'", "did you mean 'epochs'"]),
-        ("train.lr", "1e-4", ["train.lr", "type", "write it as 1.0e-4"]),
+        ("train.lr", "fast", ["train.lr", "type", "write a number"]),
         ("studies.batch_size.values", [], ["studies.batch_size.values", "minItems"]),
         ("seeds", [0, 0], ["seeds", "uniqueItems"]),
         ("train.kernel_width", [3, 5], ["train.kernel_width", "oneOf"]),
@@ -72,6 +73,16 @@ def test_every_violation_is_reported_at_once(demo):
     bad = mutate(mutate(copy.deepcopy(demo), "train.lr", -1.0), "train.epochs", 0)
     message = str(pytest.raises(HpstudyError, validate_config, bad).value)
     assert "train.lr" in message and "train.epochs" in message
+
+
+def test_text_that_means_a_number_or_boolean_is_read_as_one(demo):
+    # YAML 1.1 reads 1e-4 as text; `snakemake --config train='{epochs: 2}'` passes text too.
+    demo["train"].update(lr="1e-4", epochs="2", flip="true", kernel_width="3")
+    demo["dataset"]["name"] = "2024"
+    config = validate_config(demo)
+    assert config["train"]["lr"] == 1e-4 and config["train"]["epochs"] == 2
+    assert config["train"]["flip"] is True and config["train"]["kernel_width"] == 3
+    assert config["dataset"]["name"] == "2024", "text stays text where the schema wants text"
 
 
 def test_archive_source_needs_an_archive_path(demo):

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from zipfactory import add_symlink, solid_dataset, write_zip
+
 from hpstudy.cli import main as cli_main
 from hpstudy.errors import HpstudyError
 from hpstudy.fetch import write_digits_zip
 from hpstudy.preprocess import preprocess_archive
 from hpstudy.zipcheck import safe_members, verify_zip
-from zipfactory import add_symlink, solid_dataset, write_zip
 
 USER, KEY, TOKEN = "tester", "KEY-s3cr3t-7f3a9c", "TOKEN-s3cr3t-b51e08"
 DATASET = "puneet6060/intel-image-classification"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import matplotlib.colors as mcolors
 import pytest
+from runfactory import approach, write_study
+
 from hpstudy import aggregate, figures
 from hpstudy.cli import main as cli_main
-from runfactory import approach, write_study
 
 
 @pytest.fixture(scope="module")

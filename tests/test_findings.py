@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from runfactory import approach, write_run
+
 from hpstudy import aggregate, findings
 from hpstudy.cli import main as cli_main
 from hpstudy.findings import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN
-from runfactory import approach, write_run
 
 LRS = (1e-7, 1e-4, 1e-2)
 HEALTHY = {"test_acc": approach(0.3, 0.8, 6), "test_loss": approach(1.5, 0.6, 6),

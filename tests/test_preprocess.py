@@ -8,9 +8,6 @@ import json
 
 import numpy as np
 import pytest
-from hpstudy.cli import main as cli_main
-from hpstudy.errors import HpstudyError
-from hpstudy.preprocess import preprocess_archive
 from PIL import Image
 from torchvision.transforms import Resize
 from zipfactory import (
@@ -24,6 +21,10 @@ from zipfactory import (
     solid_dataset,
     write_zip,
 )
+
+from hpstudy.cli import main as cli_main
+from hpstudy.errors import HpstudyError
+from hpstudy.preprocess import preprocess_archive
 
 CLASSES = ["buildings", "forest", "glacier"]
 JPEG_TOLERANCE = 3  # solid colours survive JPEG almost exactly

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from conftest import REPO
+
 from hpstudy.config import load_config
 from hpstudy.errors import HpstudyError
 from hpstudy.sweep import code_digest, expand_sweep, format_value, run_params, sweep_table
@@ -126,6 +127,12 @@ def test_a_bad_swept_value_names_its_place(seed_config):
     seed_config["studies"]["batch_size"]["values"] = [10, 0]
     with pytest.raises(HpstudyError, match=r"studies\.batch_size\.values\[1\]"):
         expand_sweep(seed_config)
+
+
+def test_swept_text_values_read_as_numbers(seed_config):
+    seed_config["studies"]["learning_rate"]["values"] = ["1e-7", 1e-4]
+    runs = expand_sweep(seed_config)
+    assert runs[0]["run_id"] == "learning_rate/lr-1e-07/seed-0" and runs[0]["lr"] == 1e-7
 
 
 def test_duplicate_values_are_refused(seed_config):

@@ -68,8 +68,43 @@ def describe_error(err: jsonschema.ValidationError, prefix: str = "") -> str:
             line += f"; unknown key {key!r}: {hint}"
     wants_number = "number" in str(err.validator_value)
     if err.validator == "type" and isinstance(err.instance, str) and wants_number:
-        line += "; YAML reads a number like 1e-4 as text: write it as 1.0e-4"
+        line += "; write a number, e.g. 1.0e-4"
     return line
+
+
+def parse_scalar(text: str):
+    """``"1e-4"`` -> 1e-4, ``"true"`` -> True, ``"3"`` -> 3; anything else stays text."""
+    value = yaml.safe_load(text) if text.strip() else text
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return text
+    return value
+
+
+def coerce_scalars(schema: dict, config: Any) -> Any:
+    """Turn text into numbers or booleans exactly where the schema rejects text.
+
+    YAML 1.1 reads ``1e-4`` as a string, and Snakemake's ``--config key={a: 1}`` passes nested
+    values as strings; both mean a number. Text where the schema wants text is left alone.
+    """
+    config = copy.deepcopy(config)
+    validator = jsonschema.Draft7Validator(schema)
+    for err in validator.iter_errors(config):
+        candidates = [err, *err.context] if err.validator == "oneOf" else [err]
+        for e in candidates:
+            if e.validator != "type" or not isinstance(e.instance, str) or not e.absolute_path:
+                continue
+            value = parse_scalar(e.instance)
+            if isinstance(value, str):
+                continue
+            *parents, last = e.absolute_path
+            node = config
+            for part in parents:
+                node = node[part]
+            node[last] = value
+    return config
 
 
 def check_against(schema: dict, instance: Any, source: str, prefix: str = "") -> None:
@@ -112,6 +147,7 @@ def validate_config(config: dict, source: str = "the config") -> dict:
             f"`--configfile config/demo.yaml`; {README_HINT}."
         )
     schema = load_schema()
+    config = coerce_scalars(schema, config)
     check_against(schema, config, source)
     filled = fill_defaults(schema, config)
     dataset = filled["dataset"]

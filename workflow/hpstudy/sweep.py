@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hpstudy.config import check_against, load_config, train_settings_schema
+from hpstudy.config import check_against, coerce_scalars, load_config, train_settings_schema
 from hpstudy.errors import HpstudyError
 
 # short names for the swept key in run ids
@@ -89,14 +89,21 @@ def expand_sweep(config: dict) -> list[dict]:
         param = spec["param"]
         base = {**config["train"], **spec.get("set", {})}
         for i, value in enumerate(spec["values"]):
-            merged = {**base, param: value}
+            merged = coerce_scalars(schema, {**base, param: value})
+            value = merged[param]
             check_against(schema, merged, "the sweep", prefix=f"studies.{study}.values[{i}]")
             settings = normalise_settings(merged)
             for seed in config["seeds"]:
                 run_id = f"{study}/{PARAM_ABBREV[param]}-{format_value(value)}/seed-{seed}"
                 runs.append(
-                    {"run_id": run_id, "experiment": study, "param": param,
-                     "value": format_value(value), "seed": int(seed), **settings}
+                    {
+                        "run_id": run_id,
+                        "experiment": study,
+                        "param": param,
+                        "value": format_value(value),
+                        "seed": int(seed),
+                        **settings,
+                    }
                 )
     ids = [r["run_id"] for r in runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

@@ -5,12 +5,20 @@ import shlex
 import sys
 from pathlib import Path
 
-# Rules call the package as `python -m hpstudy ...`; make it importable from this checkout,
-# also in `--sdm conda` environments and on cluster nodes, where it is not pip-installed.
+# Rules call the package as `python -m hpstudy ...`. Make it importable from this checkout
+# (also in `--sdm conda` environments and on cluster nodes, where it is not pip-installed), and
+# without conda let `python` be the interpreter running Snakemake, so an un-activated
+# `.venv/bin/snakemake` still runs every job in its own virtual environment.
 PACKAGE_PARENT = str(Path(workflow.basedir) / "workflow")
 sys.path.insert(0, PACKAGE_PARENT)
+_PATH_PREFIX = (
+    ""
+    if "conda" in map(str, workflow.deployment_settings.deployment_method)
+    else f"export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; "
+)
 shell.prefix(
-    f"export PYTHONPATH={shlex.quote(PACKAGE_PARENT)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    f"{_PATH_PREFIX}export PYTHONPATH={shlex.quote(PACKAGE_PARENT)}"
+    "${{PYTHONPATH:+:$PYTHONPATH}}; "
 )
 
 from hpstudy.config import validate_config
