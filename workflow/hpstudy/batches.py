@@ -89,7 +89,7 @@ def to_model_input(images: torch.Tensor, normalization: str, channels_last: bool
     # permuting NHWC gives an NCHW view whose memory is already channels_last
     x = images.permute(0, 3, 1, 2)
     x = x.float() if channels_last else x.contiguous().float()
-    x = x.div_(255)
+    x = x.div_(255)  # the seed's ToTensor: float(x) / 255
     if normalization == "imagenet":
         mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
