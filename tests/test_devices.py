@@ -10,6 +10,7 @@ import time
 
 import pytest
 import torch
+
 from hpstudy import devices
 from hpstudy.errors import HpstudyError
 

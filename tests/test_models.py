@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from hpstudy import weights
 from hpstudy.errors import HpstudyError
 from hpstudy.models import (

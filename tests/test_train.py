@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from trainfactory import read_metrics, run_settings, write_dataset
+
 from hpstudy import checkpoint
 from hpstudy import cli as hpstudy_cli
 from hpstudy.batches import BatchOptions, DeviceSplit, load_split, train_batches
@@ -20,7 +22,6 @@ from hpstudy.errors import HpstudyError
 from hpstudy.models import build_model
 from hpstudy.optim import build_loss
 from hpstudy.train import METRIC_COLUMNS, TIMING_COLUMNS, Runtime, evaluate, train
-from trainfactory import read_metrics, run_settings, write_dataset
 
 SUMMARY_KEYS = {
     "run_id", "experiment", "final_test_acc", "best_test_acc", "best_epoch", "final_train_loss",
