@@ -31,4 +31,4 @@ rule train:
     shell:
         "python -m hpstudy train --settings {params.settings:q} --data-dir {params.data_dir}"
         " --out-dir {params.out_dir} --checkpoint-dir {params.checkpoint_dir}"
-        " --threads {threads} {params.weights} > {log} 2>&1"
+        " --threads {threads} --gpus {resources.gpu} {params.weights} > {log} 2>&1"
