@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, copy_repo, snakemake
@@ -116,6 +117,36 @@ def test_demo_effects_are_visible(demo_run):
 
 
 @pytest.mark.slow
+def test_results_and_report_from_the_finished_demo(demo_run):
+    workdir, config, _ = demo_run
+    results = workdir / "results"
+    summary = pd.read_csv(results / "summary.csv")
+    metrics = pd.read_csv(results / "metrics.csv")
+    assert len(summary) == 11
+    epochs = {
+        rid: json.loads((results / "runs" / rid / "summary.json").read_text())["epochs_completed"]
+        for rid in summary["run_id"]
+    }
+    assert len(metrics) == sum(epochs.values())
+    findings = (results / "findings.md").read_text()
+    for rule in ("learning rate", "batch size", "kernel width", "weight decay"):
+        assert rule in findings.lower()
+    comparison = pd.read_csv(results / "comparison.csv")
+    assert comparison.empty, "the digits match none of the seed's runs"
+    snakemake(
+        workdir,
+        "--cores",
+        "1",
+        "--configfile",
+        str(config),
+        "--report",
+        str(results / "report.html"),
+    )
+    html = (results / "report.html").read_text(errors="replace")
+    assert "findings" in html and "learning_rate" in html
+
+
+@pytest.mark.slow
 def test_a_changed_setting_retrains_exactly_the_runs_it_reaches(demo_run, tmp_path):
     workdir, config_path, _ = demo_run
     config = yaml.safe_load(config_path.read_text())
@@ -125,12 +156,20 @@ def test_a_changed_setting_retrains_exactly_the_runs_it_reaches(demo_run, tmp_pa
     changed.write_text(yaml.safe_dump(config, sort_keys=False))
     plan = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert planned_train_jobs(plan) == 3
-    assert "kernel_width/kw-3/seed-0" in plan.stdout and "batch_size/bs-10" not in plan.stdout
+    planned = set(re.findall(r"wildcards: run_id=(\S+)", plan.stdout))
+    assert planned == {f"kernel_width/kw-{k}/seed-0" for k in (3, 5, 7)}
+    assert "Params have changed since last execution" in plan.stdout
     # A changed value is one new run; train it for real.
     config = yaml.safe_load(config_path.read_text())
     config["studies"]["batch_size"]["values"] = [10, 256, 400]
     changed.write_text(yaml.safe_dump(config, sort_keys=False))
     run = snakemake(workdir, "--cores", "2", "--resources", "gpu=1", "--configfile", str(changed))
     assert planned_train_jobs(run) == 1
-    assert (workdir / "results/runs/batch_size/bs-400/seed-0/summary.json").exists()
-    assert "bs-400" in (workdir / "results/summary.csv").read_text()
+    log = run.stdout + run.stderr
+    assert re.search(r"^aggregate\s+1$", log, re.MULTILINE), "the tables are rebuilt"
+    assert "figure_curves" in log
+    assert not re.search(r"^(fetch_data|preprocess)\s+\d", log, re.MULTILINE)
+    summary = pd.read_csv(workdir / "results/summary.csv")
+    assert "batch_size/bs-400/seed-0" in set(summary["run_id"])
+    assert "batch_size/bs-450/seed-0" not in set(summary["run_id"])
+    assert len(summary) == 11

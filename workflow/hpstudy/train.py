@@ -59,7 +59,9 @@ class Runtime:
         self.device = devices.select_device(settings["device"])
         self.dtype = devices.resolve_precision(settings["precision"], self.device)
         devices.configure_backends(self.device, bool(settings["deterministic"]), threads)
-        self.channels_last = self.device.type == "cuda"
+        # channels_last suits cuDNN and oneDNN alike: 1.5x (custom CNN) to 4x (ResNet18 at
+        # 150 px) faster training steps on a 2-core CPU, measured with benchmarks/train_speed.py
+        self.channels_last = self.device.type in ("cuda", "cpu")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
 
     def autocast(self):
