@@ -85,7 +85,8 @@ def time_data_paths(root: Path, processed: Path, batch_size: int) -> dict:
     split = load_split(processed, "train", torch.device("cpu"))
     load_s = time.perf_counter() - load_start
     start = time.perf_counter()
-    batches = sum(1 for _ in train_batches(split, BatchOptions(batch_size), seed=0, epoch=1))
+    options = BatchOptions(batch_size, channels_last=True)  # the layout train() uses on a CPU
+    batches = sum(1 for _ in train_batches(split, options, seed=0, epoch=1))
     ours_rate = batches / (time.perf_counter() - start)
     # sensitivity check: ToTensor's small ops pay the intra-op thread pool's wake-up cost, so
     # also time the seed's path with one thread (what a tuned seed could have had)
@@ -123,9 +124,12 @@ def our_epoch(processed: Path, batch_size: int, threads: int) -> float:
     """Seconds for one training epoch through hpstudy's train_one_epoch."""
     runtime = Runtime({**SETTINGS}, threads)
     model, optimizer, loss_fn = fresh_model()
+    if runtime.channels_last:  # as train() does
+        model = model.to(memory_format=torch.channels_last)
     split = load_split(processed, "train", runtime.device)
+    options = BatchOptions(batch_size, channels_last=runtime.channels_last)
     start = time.perf_counter()
-    train_one_epoch(model, optimizer, loss_fn, split, BatchOptions(batch_size), runtime, 0, 1)
+    train_one_epoch(model, optimizer, loss_fn, split, options, runtime, 0, 1)
     return time.perf_counter() - start
 
 
