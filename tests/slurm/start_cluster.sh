@@ -4,12 +4,18 @@
 # Usage: tests/slurm/start_cluster.sh [STATE_DIR]     (default: $HPSTUDY_SLURM_DIR or /tmp/hpstudy-slurm)
 #
 # Everything lives under STATE_DIR: the generated slurm.conf/gres.conf, a fresh munge key,
-# daemon state, spool, logs and PID files. Nothing under /etc is touched; clients find the
-# cluster through SLURM_CONF, which this script prints as its last line:
+# daemon state, spool, logs and PID files. The one thing outside it is a symlink
+# /etc/slurm/slurm.conf -> STATE_DIR/etc/slurm.conf, because SLURM clients inside a job (the
+# executor plugin's `srun`) drop SLURM_CONF from their environment and read the default path.
+# The script refuses to run where /etc/slurm/slurm.conf is anything else (a real cluster's
+# config), and stop_cluster.sh removes the symlink again.
+# The daemons, and processes started with HPSTUDY_SLURM_CLUSTER=STATE_DIR in their
+# environment, are what stop_cluster.sh stops. The last line printed is
 #     SLURM_CONF=<STATE_DIR>/etc/slurm.conf
 # State is wiped at every start (a DRAIN state would otherwise survive restarts).
 # If anything fails the daemons started so far are stopped again (stop_cluster.sh).
-# Exit codes: 0 up; 2 not root; 3 SLURM or munge not installed; 4 failed to come up.
+# Exit codes: 0 up; 2 not root; 3 SLURM or munge not installed; 4 failed to come up;
+# 5 this machine has a SLURM configuration of its own.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,6 +36,14 @@ done
 if ! id munge >/dev/null 2>&1; then
     echo "start_cluster.sh: no 'munge' user; install munge with tests/slurm/install.sh" >&2
     exit 3
+fi
+
+system_conf=/etc/slurm/slurm.conf
+if [ -e "$system_conf" ] || [ -L "$system_conf" ]; then
+    if [ "$(readlink "$system_conf" || true)" != "$state/etc/slurm.conf" ]; then
+        echo "start_cluster.sh: $system_conf exists and is not this test cluster's; a machine with its own SLURM configuration is left alone" >&2
+        exit 5
+    fi
 fi
 
 # A cluster left over from an earlier run (killed test) is stopped before its state is wiped.
@@ -67,9 +81,11 @@ runuser -u munge -- munged \
 node=$(hostname -s)
 hw=$(slurmd -C | head -n 1)
 field() { sed -n "s/.*[[:space:]]$1=\([0-9]*\).*/\1/p" <<<"$hw"; }
+# Memory is not enforced here (no cgroups), and slurm.conf trusts the configured size
+# (SlurmdParameters=config_overrides): declare at least 32 GB, so the real rules' requests
+# (train asks 16 GB) fit on a small CI runner too.
 mem_total=$(field RealMemory)
-# Leave room for the daemons and the test itself.
-mem_mb=$((mem_total > 2048 ? mem_total - 1024 : mem_total))
+mem_mb=$((mem_total > 32768 ? mem_total : 32768))
 for template in slurm.conf gres.conf; do
     sed -e "s|@NODE@|$node|g" -e "s|@STATE@|$state|g" \
         -e "s|@CTLD_PORT@|$ctld_port|g" -e "s|@SLURMD_PORT@|$slurmd_port|g" \
@@ -79,16 +95,25 @@ for template in slurm.conf gres.conf; do
         "$here/$template.in" >"$state/etc/$template"
 done
 export SLURM_CONF="$state/etc/slurm.conf"
+mkdir -p "$(dirname "$system_conf")"
+ln -sfn "$SLURM_CONF" "$system_conf"
+# Marks the daemons and everything they fork (job steps), for stop_cluster.sh.
+export HPSTUDY_SLURM_CLUSTER="$state"
 
 slurmctld -c -f "$SLURM_CONF" || fail "slurmctld did not start"
 slurmd -N "$node" -f "$SLURM_CONF" || fail "slurmd did not start"
 
 # Wait until the node takes jobs; a node that comes up DOWN/DRAINED is resumed once.
 resumed=no
-daemon_alive() { kill -0 "$(cat "$state/run/$1.pid" 2>/dev/null)" 2>/dev/null; }
+# A daemon writes its PID file a moment after forking; only a PID file without its process
+# means the daemon died.
+daemon_died() {
+    local pidfile="$state/run/$1.pid"
+    [ -s "$pidfile" ] && ! kill -0 "$(tr -dc '0-9' <"$pidfile")" 2>/dev/null
+}
 for _ in $(seq 1 60); do
-    daemon_alive slurmctld || fail "slurmctld exited"
-    daemon_alive slurmd || fail "slurmd exited"
+    daemon_died slurmctld && fail "slurmctld exited"
+    daemon_died slurmd && fail "slurmd exited"
     # Clients retry a silent controller for a minute; do not wait that long here.
     node_state=$(timeout 5 sinfo -h -n "$node" -o %T 2>/dev/null | head -n 1 || true)
     case "$node_state" in

@@ -5,8 +5,9 @@
 #
 # 1. cancels the cluster's jobs and waits for them to end (slurmd kills their processes),
 # 2. stops slurmd, slurmctld and munged by the PIDs in their PID files (TERM, then KILL),
-# 3. as a last resort, kills leftover processes that carry this cluster's SLURM_CONF in
-#    their environment (job steps whose slurmd died first).
+# 3. as a last resort, kills leftover processes that carry HPSTUDY_SLURM_CLUSTER=STATE_DIR in
+#    their environment (job steps whose slurmd died first; the tests set it for their jobs),
+# 4. removes the /etc/slurm/slurm.conf symlink that start_cluster.sh made.
 # Safe to run twice, or when nothing is running. The state folder is left for inspection;
 # the next start wipes it.
 set -uo pipefail
@@ -48,9 +49,9 @@ stop_pid slurmd "$state/run/slurmd.pid"
 stop_pid slurmctld "$state/run/slurmctld.pid"
 stop_pid munged "$state/munge/munged.pid"
 
-# Leftovers: processes whose environment names this cluster's config (job steps and their
-# children), never this script or its callers.
-if [ -f "$conf" ]; then
+# Leftovers: processes whose environment names this cluster (job steps and their children),
+# never this script or its callers.
+if [ -d "$state" ]; then
     keep=" $$ $PPID "
     ancestor=$PPID
     while [ "$ancestor" -gt 1 ] 2>/dev/null; do
@@ -61,10 +62,13 @@ if [ -f "$conf" ]; then
         pid=${environ#/proc/}
         pid=${pid%/environ}
         case "$keep" in *" $pid "*) continue ;; esac
-        if { tr '\0' '\n' <"$environ"; } 2>/dev/null | grep -qxF "SLURM_CONF=$conf"; then
+        if { tr '\0' '\n' <"$environ"; } 2>/dev/null | grep -qxF "HPSTUDY_SLURM_CLUSTER=$state"; then
             echo "stop_cluster.sh: killing leftover process $pid" >&2
             kill -KILL "$pid" 2>/dev/null
         fi
     done
+fi
+if [ "$(readlink /etc/slurm/slurm.conf 2>/dev/null || true)" = "$conf" ]; then
+    rm -f /etc/slurm/slurm.conf
 fi
 exit 0
