@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "figures": "hpstudy.figures",
     "findings": "hpstudy.findings",
     "tensorboard": "hpstudy.tensorboard_log",
+    "restore": "hpstudy.restore",
+    "dvc-metrics": "hpstudy.dvc_metrics",
 }
 
 
