@@ -113,7 +113,7 @@ def test_demo_effects_are_visible(demo_run):
     assert final_acc("learning_rate/lr-1e-07/seed-0") < 0.3, "lr 1e-7 barely learns"
     assert final_acc("learning_rate/lr-1e-04/seed-0") > 0.5
     assert final_acc("weight_decay/wd-1e+00/seed-0") < 0.3, "wd 1.0 collapses"
-    assert final_acc("weight_decay/wd-1e-02/seed-0") > final_acc("weight_decay/wd-1e+00/seed-0")
+    assert final_acc("batch_size/bs-10/seed-0") > 0.5, "many small steps learn in two epochs"
 
 
 @pytest.mark.slow
