@@ -28,7 +28,10 @@ def copy_repo(dest: Path) -> Path:
     )
     for rel in filter(None, listed):
         src = REPO / rel
-        if src.is_file():
+        if src.is_symlink():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.readlink(src), dest / rel)
+        elif src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     return dest

@@ -38,6 +38,23 @@ def test_dry_run_plans_every_run(workdir, configfile, monkeypatch):
     assert not (workdir / "data").exists(), "a dry run writes nothing"
 
 
+def test_default_profile_applies_and_no_credentials_is_one_clear_error(workdir, monkeypatch):
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(workdir / "no-kaggle-here"))
+    monkeypatch.setenv("HOME", str(workdir / "no-home"))
+    proc = snakemake(
+        workdir, "--cores", "1", "data/raw/intel-image-classification.zip", check=False
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Using workflow specific profile profiles/default" in out
+    # the profile's show-failed-logs prints the job's one-paragraph error
+    assert "hpstudy: error: Cannot download the Kaggle dataset" in out
+    assert "dataset.source: archive" in out and "KAGGLE_USERNAME" in out
+    assert not (workdir / "data/raw/intel-image-classification.zip").exists()
+
+
 def test_lint_is_clean(workdir):
     proc = snakemake(workdir, "--lint", "--cores", "1")
     assert "Congratulations, your workflow is in a good condition" in proc.stdout + proc.stderr
