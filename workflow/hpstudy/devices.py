@@ -167,7 +167,9 @@ def configure_backends(device: torch.device, deterministic: bool, threads: int) 
     if deterministic:
         # cuBLAS needs a fixed workspace to be deterministic; must be set before its first use
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+        # warn_only: a few CUDA backward kernels (e.g. ResNet18's adaptive average pool) are
+        # flagged as having no deterministic version; a warning in the log beats a crash
+        torch.use_deterministic_algorithms(True, warn_only=True)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not deterministic
         torch.backends.cudnn.deterministic = deterministic
