@@ -1,0 +1,267 @@
+"""DVC beside Snakemake, with the real ``dvc`` CLI in a throw-away git repository.
+
+One shrunk demo sweep (4 runs, 1 epoch) is reproduced once by ``dvc repro``; the tests then
+push it to a local directory remote, pull it into fresh clones, and check that nothing is
+retrained, that ``dvc exp run -S`` retrains exactly the run it changes, and that bad input
+ends in a clear message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import copy_repo
+
+BIN = Path(sys.executable).parent
+GIT_ID = ["-c", "user.name=hpstudy tests", "-c", "user.email=tests@hpstudy.invalid"]
+CONFIG = "config/demo.yaml"
+
+
+def run(cwd: Path, *args: str, check: bool = True, timeout: int = 600):
+    """Run a command with this environment's dvc/snakemake/python first on PATH."""
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        # the package of the checkout under test, not the one installed in editable mode
+        "PYTHONPATH": str(cwd / "workflow"),
+        "DVC_NO_ANALYTICS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
+            f"{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def git(cwd: Path, *args: str, check: bool = True):
+    """Run git with a test identity."""
+    return run(cwd, "git", *GIT_ID, *args, check=check)
+
+
+def shrink_demo(repo: Path) -> None:
+    """The real demo config, cut to 4 one-epoch runs; dvc.yaml pointed at it (as the docs say)."""
+    config = yaml.safe_load((repo / CONFIG).read_text())
+    config["train"]["epochs"] = 1
+    config["studies"] = {
+        "batch_size": {"param": "batch_size", "values": [256, 450]},
+        "weight_decay": {**config["studies"]["weight_decay"], "values": [0.01, 1.0]},
+    }
+    (repo / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
+    dvc_yaml = repo / "dvc.yaml"
+    text = dvc_yaml.read_text()
+    assert "config: config/config.yaml" in text
+    dvc_yaml.write_text(text.replace("config: config/config.yaml", f"config: {CONFIG}"))
+
+
+def file_hashes(root: Path, *folders: str) -> dict[str, str]:
+    """sha256 of every file under the given folders, keyed by path relative to ``root``."""
+    hashes = {}
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file():
+                hashes[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def trained_runs(output: str) -> list[str]:
+    """Run ids of the train jobs Snakemake ran, from its printed job headers."""
+    return re.findall(r"^\s*wildcards: run_id=(\S+)", output, flags=re.M)
+
+
+def summary_mtimes(repo: Path) -> dict[str, int]:
+    """Modification time of each run's summary.json (rewritten only when a run retrains)."""
+    return {
+        str(p.relative_to(repo)): p.stat().st_mtime_ns
+        for p in (repo / "results" / "runs").rglob("summary.json")
+    }
+
+
+def summary_hashes(repo: Path) -> dict[str, str]:
+    """sha256 of each run's summary.json: a retrain changes it (its timings at least)."""
+    return {
+        path: digest
+        for path, digest in file_hashes(repo, "results/runs").items()
+        if path.endswith("summary.json")
+    }
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory):
+    """A git+DVC repo with the shrunk demo reproduced by ``dvc repro`` and committed."""
+    repo = copy_repo(tmp_path_factory.mktemp("origin"))
+    shrink_demo(repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "project")
+    first = run(repo, "dvc", "repro")
+    git(repo, "add", "dvc.lock")
+    git(repo, "commit", "-qm", "reproduced")
+    return repo, first.stdout + first.stderr
+
+
+@pytest.fixture(scope="module")
+def remote(origin, tmp_path_factory):
+    """A local directory remote holding everything ``origin`` produced."""
+    repo, _ = origin
+    store = tmp_path_factory.mktemp("remote") / "store"
+    run(repo, "dvc", "remote", "add", "-d", "store", str(store))
+    git(repo, "commit", "-qm", "remote", "--", ".dvc/config")
+    run(repo, "dvc", "push")
+    return store
+
+
+def pulled_clone(origin_repo: Path, dest: Path) -> Path:
+    """A fresh git clone of ``origin_repo`` with its DVC outputs pulled from the remote."""
+    git(origin_repo.parent, "clone", "-q", str(origin_repo), str(dest))
+    run(dest, "dvc", "pull")
+    return dest
+
+
+def test_repro_runs_the_pipeline_and_a_second_repro_does_nothing(origin):
+    repo, first = origin
+    assert sorted(trained_runs(first)) == [
+        "batch_size/bs-256/seed-0",
+        "batch_size/bs-450/seed-0",
+        "weight_decay/wd-1e+00/seed-0",
+        "weight_decay/wd-1e-02/seed-0",
+    ]
+    assert (repo / "data/processed/digits-48/manifest.json").exists()
+    assert (repo / "results/figures/weight_decay/curves.png").exists()
+    before = summary_mtimes(repo)
+    second = run(repo, "dvc", "repro")
+    assert "Data and pipelines are up to date" in second.stdout
+    assert summary_mtimes(repo) == before
+    assert not git(repo, "status", "--porcelain").stdout.strip(), "DVC left untracked files"
+
+
+def test_metrics_show_and_plots_show_read_the_results(origin, tmp_path):
+    repo, _ = origin
+    metrics = run(repo, "dvc", "metrics", "show", "--json").stdout
+    data = json.loads(metrics)
+    values = next(iter(data.values()))["data"]["results/dvc_metrics.json"]["data"]
+    summary = json.loads((repo / "results/summary.json").read_text())
+    assert {row["run_id"]: row["final_test_acc"] for row in summary} == {
+        run_id: fields["final_test_acc"] for run_id, fields in values.items()
+    }
+    run(repo, "dvc", "plots", "show", "-o", str(tmp_path / "plots"))
+    html = (tmp_path / "plots" / "index.html").read_text()
+    assert "test_acc" in html and "weight_decay/wd-1e+00/seed-0" in html
+    assert list((tmp_path / "plots" / "static").glob("*curves.png"))
+
+
+def test_pull_restores_every_file_and_snakemake_has_nothing_to_do(origin, remote, tmp_path):
+    repo, _ = origin
+    clone = pulled_clone(repo, tmp_path / "clone")
+    assert file_hashes(clone, "data", "results") == file_hashes(repo, "data", "results")
+    assert not (clone / ".snakemake").exists()
+    restored = run(clone, "python", "-m", "hpstudy", "restore", "--configfile", CONFIG)
+    assert "4 run(s) match the config" in restored.stdout
+    dry = run(clone, "snakemake", "-n", "--configfile", CONFIG, "--cores", "1")
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+    assert "up to date" in run(clone, "dvc", "status").stdout
+    assert file_hashes(clone, "data", "results") == file_hashes(repo, "data", "results")
+
+    # A changed setting after the pull still retrains exactly the runs it changes.
+    config = yaml.safe_load((clone / CONFIG).read_text())
+    config["studies"]["weight_decay"]["set"]["epochs"] = 2
+    (clone / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
+    dry = run(clone, "snakemake", "-n", "-p", "--configfile", CONFIG, "--cores", "1")
+    assert sorted(trained_runs(dry.stdout + dry.stderr)) == [
+        "weight_decay/wd-1e+00/seed-0",
+        "weight_decay/wd-1e-02/seed-0",
+    ]
+    diff = run(clone, "dvc", "params", "diff").stdout
+    assert "studies.weight_decay.set.epochs" in diff
+
+
+def test_exp_run_retrains_only_the_changed_run(origin, remote, tmp_path):
+    repo, _ = origin
+    clone = pulled_clone(repo, tmp_path / "clone")  # no restore: the stage does it itself
+    before = summary_hashes(clone)
+    exp = run(clone, "dvc", "exp", "run", "-S", f"{CONFIG}:studies.weight_decay.values=[0.01,0.5]")
+    assert trained_runs(exp.stdout + exp.stderr) == ["weight_decay/wd-5e-01/seed-0"]
+    after = summary_hashes(clone)
+    kept = [p for p in before if "wd-1e+00" not in p]
+    assert len(kept) == 3
+    assert {p: after[p] for p in kept} == {p: before[p] for p in kept}
+    shown = run(clone, "dvc", "exp", "show", "--csv").stdout
+    header, *rows = shown.strip().splitlines()
+    assert "weight_decay/wd-5e-01/seed-0.final_test_acc" in header
+    assert "studies.weight_decay.values" in header
+    assert any("0.5" in row for row in rows)
+
+
+def test_interrupted_repro_leaves_nothing_taken_as_finished(origin, remote, tmp_path):
+    repo, _ = origin
+    clone = pulled_clone(repo, tmp_path / "clone")
+    config = yaml.safe_load((clone / CONFIG).read_text())
+    config["studies"]["batch_size"]["values"] = [256, 450, 10]  # batch 10: a slow epoch
+    (clone / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
+    new_run = clone / "results/runs/batch_size/bs-10/seed-0"
+    lock_before = (clone / "dvc.lock").read_text()
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(clone / "workflow")}  # fmt: skip
+    proc = subprocess.Popen(["dvc", "repro"], cwd=clone, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (new_run / "params.json").exists():  # training has started
+        assert proc.poll() is None, "dvc repro ended before training started"
+        assert time.monotonic() < deadline, "training never started"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    assert proc.wait(timeout=120) != 0
+    assert not (new_run / "summary.json").exists(), "the killed run looks finished"
+    assert (clone / "dvc.lock").read_text() == lock_before
+    status = run(clone, "dvc", "status").stdout
+    assert "changed" in status
+
+    again = run(clone, "dvc", "repro")
+    assert trained_runs(again.stdout + again.stderr) == ["batch_size/bs-10/seed-0"]
+    summary = json.loads((new_run / "summary.json").read_text())
+    assert summary["epochs_completed"] == 1
+    assert "up to date" in run(clone, "dvc", "status").stdout
+
+
+def test_bad_input_ends_in_a_clear_message(origin, remote, tmp_path):
+    repo, _ = origin
+    # no git repository
+    bare = tmp_path / "nogit"
+    bare.mkdir()
+    for name in (".dvc", "dvc.yaml", "config"):
+        copy = shutil.copytree if (repo / name).is_dir() else shutil.copy2
+        copy(repo / name, bare / name)
+    proc = run(bare, "dvc", "repro", check=False)
+    assert proc.returncode != 0 and "is not a git repository" in proc.stderr
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    # no remote configured
+    run(clone, "dvc", "remote", "remove", "store")
+    proc = run(clone, "dvc", "pull", check=False)
+    assert proc.returncode != 0 and "no default remote set" in proc.stderr
+    proc = run(clone, "dvc", "push", check=False)
+    assert proc.returncode != 0
+    assert "no remote specified" in proc.stderr and "dvc remote add -d" in proc.stderr
+    # a remote path that does not exist: the pull fails, names what is missing, writes nothing
+    run(clone, "dvc", "remote", "add", "-d", "gone", str(tmp_path / "no" / "such" / "store"))
+    proc = run(clone, "dvc", "pull", check=False)
+    assert proc.returncode != 0 and "failed to pull data from the cloud" in proc.stderr
+    assert not (clone / "results").exists() and not (clone / "data").exists()
+    # pointed at the real one, the same clone pulls everything
+    run(clone, "dvc", "remote", "modify", "gone", "url", str(remote))
+    run(clone, "dvc", "pull")
+    assert file_hashes(clone, "results") == file_hashes(repo, "results")
