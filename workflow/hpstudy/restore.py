@@ -139,9 +139,10 @@ def touch_targets(config: dict, workdir: Path, plan: RestorePlan) -> list[str] |
 
 def touch(configfile: str, workdir: Path, targets: list[str] | None) -> None:
     """Run ``snakemake --touch`` (this interpreter's) on ``targets`` in ``workdir``."""
-    # targets first: --configfile and --quiet take several values
-    command = [sys.executable, "-m", "snakemake", *(targets or []), "--touch", "--forceall", "--cores", "1"]
-    command += ["--configfile", configfile, "--quiet", "all"]
+    # targets first: --configfile and --quiet take several values. --forceall: touch (and
+    # record provenance for) every job up to the targets, not only those mtimes flag.
+    command = [sys.executable, "-m", "snakemake", *(targets or []), "--touch", "--forceall"]
+    command += ["--cores", "1", "--configfile", configfile, "--quiet", "all"]
     proc = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     if proc.returncode != 0:
         raise HpstudyError(
