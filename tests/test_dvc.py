@@ -260,7 +260,8 @@ def test_bad_input_ends_in_a_clear_message(origin, remote, tmp_path):
     run(clone, "dvc", "remote", "add", "-d", "gone", str(tmp_path / "no" / "such" / "store"))
     proc = run(clone, "dvc", "pull", check=False)
     assert proc.returncode != 0 and "failed to pull data from the cloud" in proc.stderr
-    assert not (clone / "results").exists() and not (clone / "data").exists()
+    written = [p for p in clone.glob("*/**/*") if p.is_file() and p.parts[-1] != ".gitignore"]
+    assert not [p for p in written if p.relative_to(clone).parts[0] in ("data", "results")]
     # pointed at the real one, the same clone pulls everything
     run(clone, "dvc", "remote", "modify", "gone", "url", str(remote))
     run(clone, "dvc", "pull")

@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_restore(config, workdir)
     print(report(plan))
     if args.dry_run:
+        print("restore: dry run, nothing removed or touched")
         return 0
     remove_stale(config, workdir, plan)
     targets = touch_targets(config, workdir, plan)
