@@ -21,6 +21,7 @@ from hpstudy.batches import BatchOptions, DeviceSplit, load_split, train_batches
 from hpstudy.errors import HpstudyError
 from hpstudy.models import build_model
 from hpstudy.optim import build_loss
+from hpstudy.sweep import code_digest
 from hpstudy.train import METRIC_COLUMNS, TIMING_COLUMNS, Runtime, evaluate, train
 
 SUMMARY_KEYS = {
@@ -51,7 +52,8 @@ def run(tmp_path, data, name="run", **overrides):
 def test_a_run_writes_params_metrics_summary_and_weights(tmp_path, tiny):
     settings, summary, out, ckpt = run(tmp_path, tiny, epochs=3)
     params = json.loads((out / "params.json").read_text())
-    assert params == {**settings, "dataset": "tiny", "image_size": 16, "num_classes": 6}
+    assert params == {**settings, "dataset": "tiny", "image_size": 16, "num_classes": 6,
+                      "training_code": code_digest()}  # fmt: skip
     assert (out / "metrics.csv").read_text().splitlines()[0] == ",".join(METRIC_COLUMNS)
     rows = read_metrics(out / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]

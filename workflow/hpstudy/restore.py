@@ -26,7 +26,7 @@ from pathlib import Path
 
 from hpstudy.config import load_config
 from hpstudy.errors import HpstudyError
-from hpstudy.sweep import expand_sweep
+from hpstudy.sweep import code_digest, expand_sweep
 
 RUN_OUTPUTS = ("summary.json", "metrics.csv", "params.json", "model.pt")
 # raw-data facts `hpstudy fetch` records that also decide the processed arrays
@@ -52,7 +52,8 @@ def has_provenance(workdir: Path) -> bool:
 
 def settings_difference(run: dict, recorded: dict, dataset: dict) -> str | None:
     """Why a run's recorded ``params.json`` does not match its settings now (None: it does)."""
-    expected = {**run, "dataset": dataset["name"], "image_size": dataset["image_size"]}
+    expected = {**run, "dataset": dataset["name"], "image_size": dataset["image_size"],
+                "training_code": code_digest()}  # fmt: skip
     changed = [
         key
         for key, value in expected.items()

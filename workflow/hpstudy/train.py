@@ -36,6 +36,7 @@ from hpstudy.batches import (
 from hpstudy.errors import HpstudyError
 from hpstudy.models import build_model, count_parameters
 from hpstudy.optim import OPTIMIZERS, build_loss, build_optimizer
+from hpstudy.sweep import code_digest
 
 LOG = logging.getLogger("hpstudy.train")
 REQUIRED_SETTINGS = (
@@ -270,8 +271,9 @@ def train(
         memory_format=torch.channels_last if runtime.channels_last else torch.preserve_format,
     )
     out_dir, ckpt_path = Path(out_dir), checkpoint.checkpoint_path(checkpoint_dir)
+    # the code digest lets `hpstudy restore` tell pulled runs of other training code apart
     params = {**settings, "dataset": manifest["name"], "image_size": image_size,
-              "num_classes": num_classes}  # fmt: skip
+              "num_classes": num_classes, "training_code": code_digest()}  # fmt: skip
     atomic_write_json(out_dir / "params.json", params)
     state = {
         "settings": settings, "runtime": runtime, "model": model, "loss_fn": build_loss(),
