@@ -116,7 +116,8 @@ def results_targets(results: str, runs: dict[str, dict], tensorboard: bool = Fal
     event folder per run. Snakemake's ``rule all`` asks for these."""
     study_param = {run["experiment"]: run["param"] for run in runs.values()}
     tables = ["metrics.csv", "summary.csv", "summary.json", "seed_summary.csv"]
-    targets = [f"{results}/{name}" for name in [*tables, "comparison.csv", "findings.md"]]
+    others = ["comparison.csv", "findings.md", "dvc_metrics.json"]
+    targets = [f"{results}/{name}" for name in [*tables, *others]]
     targets += [
         f"{results}/figures/{study}/{kind}.{ext}"
         for study, param in study_param.items()

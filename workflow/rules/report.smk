@@ -92,6 +92,20 @@ rule findings:
         " --comparison {input.comparison} --out {output} > {log} 2>&1"
 
 
+rule dvc_metrics:
+    input:
+        f"{RESULTS}/summary.json",
+    output:
+        f"{RESULTS}/dvc_metrics.json",
+    log:
+        f"{LOGS}/report/dvc_metrics.log",
+    localrule: True
+    conda:
+        CONDA_ENV
+    shell:
+        f"{HPSTUDY} dvc-metrics --summary {{input}} --out {{output}} > {{log}} 2>&1"
+
+
 rule figure_curves:
     input:
         metrics=f"{RESULTS}/metrics.csv",
