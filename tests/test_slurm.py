@@ -200,7 +200,11 @@ def run_through_slurm(workdir: Path, config: Path, cancel_run: str, env: dict):
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)  # snakemake cancels its SLURM jobs
-                proc.wait(timeout=60)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
     output = log_path.read_text()
     assert returncode == 0, f"the sweep failed through SLURM:\n{output[-8000:]}"
     return output, cancelled
