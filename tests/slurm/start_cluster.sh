@@ -20,6 +20,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 state=${1:-${HPSTUDY_SLURM_DIR:-/tmp/hpstudy-slurm}}
+state=$(realpath -m "$state")  # the /etc/slurm symlink needs an absolute target
 ctld_port=${HPSTUDY_SLURMCTLD_PORT:-16817}
 slurmd_port=${HPSTUDY_SLURMD_PORT:-16818}
 

@@ -13,6 +13,7 @@
 set -uo pipefail
 
 state=${1:-${HPSTUDY_SLURM_DIR:-/tmp/hpstudy-slurm}}
+state=$(realpath -m "$state")  # the /etc/slurm symlink needs an absolute target
 conf="$state/etc/slurm.conf"
 
 pid_alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
