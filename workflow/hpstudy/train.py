@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import random
 import subprocess
 import sys
@@ -259,6 +260,12 @@ def train(
     check_settings(settings)
     if settings["device"] in ("auto", "cuda"):
         devices.claim_gpu()  # before anything initialises CUDA
+    # which scheduler job and which GPU this run got: the first thing to check on a cluster
+    log.info(
+        "job environment: SLURM_JOB_ID=%s CUDA_VISIBLE_DEVICES=%s",
+        os.environ.get("SLURM_JOB_ID", "-"),
+        os.environ.get("CUDA_VISIBLE_DEVICES", "-"),
+    )
     manifest = load_manifest(data_dir)
     runtime = Runtime(settings, threads)
     if gpus > 0 and runtime.device.type == "cpu":
