@@ -8,29 +8,11 @@ import json
 import pytest
 from conftest import REPO
 
-from hpstudy.config import load_config
+from hpstudy.config import load_config, train_settings_schema
 from hpstudy.errors import HpstudyError
 from hpstudy.sweep import code_digest, expand_sweep, format_value, run_params, sweep_table
 
-SETTINGS = {
-    "model",
-    "pretrained",
-    "weights",
-    "kernel_width",
-    "optimizer",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "batch_size",
-    "eval_batch_size",
-    "epochs",
-    "normalization",
-    "flip",
-    "precision",
-    "deterministic",
-    "device",
-    "keep_checkpoint",
-}
+SETTINGS = set(train_settings_schema()["properties"])
 
 
 @pytest.fixture

@@ -29,32 +29,21 @@ import numpy as np
 import pandas as pd
 
 from hpstudy.atomic import atomic_path, atomic_write_json
+from hpstudy.config import train_settings_schema
 from hpstudy.errors import HpstudyError
 
-# settings in the order of the run-settings contract; other params.json keys follow, sorted
+# settings in the order of the config schema (the one list of them); other params.json keys
+# follow, sorted
 SETTING_COLUMNS: list[str] = [
     "run_id",
     "experiment",
     "param",
     "value",
     "seed",
-    "model",
-    "pretrained",
-    "weights",
-    "kernel_width",
-    "optimizer",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "batch_size",
-    "eval_batch_size",
-    "epochs",
-    "normalization",
-    "flip",
-    "precision",
-    "deterministic",
-    "requested_device",
-    "keep_checkpoint",
+    *(
+        "requested_device" if key == "device" else key
+        for key in train_settings_schema()["properties"]
+    ),
     "dataset",
     "image_size",
     "num_classes",
