@@ -38,7 +38,8 @@ def test_dry_run_plans_every_run(workdir, configfile, monkeypatch):
     assert not (workdir / "data").exists(), "a dry run writes nothing"
 
 
-def test_default_profile_applies_and_no_credentials_is_one_clear_error(workdir, monkeypatch):
+def test_default_profile_applies_and_no_credentials_is_one_clear_error(tmp_path, monkeypatch):
+    workdir = copy_repo(tmp_path)  # its own copy: this run writes a log under results/
     for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(workdir / "no-kaggle-here"))
