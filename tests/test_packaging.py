@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import yaml
 from conftest import REPO
@@ -43,3 +44,14 @@ def test_unknown_command_fails_cleanly():
         [sys.executable, "-m", "hpstudy", "trian"], capture_output=True, text=True
     )
     assert proc.returncode == 2 and "unknown command 'trian'" in proc.stderr
+
+
+def test_code_is_ruff_and_snakefmt_clean():
+    bin_dir = Path(sys.executable).parent
+    for cmd in (
+        [sys.executable, "-m", "ruff", "check", "."],
+        [sys.executable, "-m", "ruff", "format", "--check", "."],
+        [str(bin_dir / "snakefmt"), "--check", "Snakefile", "workflow/rules"],
+    ):
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{' '.join(cmd[-4:])}:\n{proc.stdout}\n{proc.stderr}"
