@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hpstudy.run_files import METRIC_COLUMNS
+
 DEFAULT_SETTINGS = {
     "model": "custom",
     "pretrained": False,
@@ -35,19 +37,6 @@ DEFAULT_SETTINGS = {
     "image_size": 150,
     "num_classes": 6,
 }
-METRIC_COLUMNS = [
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_acc",
-    "lr",
-    "epoch_time_s",
-    "train_time_s",
-    "eval_time_s",
-    "train_images_per_s",
-    "peak_memory_mb",
-]
 
 
 def label(value) -> str:

@@ -27,6 +27,7 @@ import pytest
 import yaml
 from conftest import REPO, copy_repo, shrunk_demo_config
 
+from hpstudy import run_files
 from hpstudy.checkpoint import checkpoint_path
 from hpstudy.config import validate_config
 from hpstudy.sweep import expand_sweep
@@ -38,8 +39,7 @@ STATE_DIR = Path(os.environ.get("HPSTUDY_SLURM_DIR", "/tmp/hpstudy-slurm"))
 TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol")
 # start_cluster.sh exit codes meaning "SLURM cannot run on this machine" (not a failure).
 CANNOT_RUN = {2: "not root", 3: "SLURM/munge not installed", 5: "machine has its own SLURM"}
-TIMING_COLUMNS = {"epoch_time_s", "train_time_s", "eval_time_s", "train_images_per_s",
-                  "peak_memory_mb"}  # fmt: skip
+TIMING_COLUMNS = set(run_files.TIMING_COLUMNS)  # fmt: skip
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 RUN_TIMEOUT_S = 1200
 

@@ -31,6 +31,7 @@ import pandas as pd
 from hpstudy.atomic import atomic_path, atomic_write_json
 from hpstudy.config import train_settings_schema
 from hpstudy.errors import HpstudyError
+from hpstudy.run_files import METRIC_COLUMNS
 
 # settings in the order of the config schema (the one list of them); other params.json keys
 # follow, sorted
@@ -48,20 +49,8 @@ SETTING_COLUMNS: list[str] = [
     "image_size",
     "num_classes",
 ]
-# run-file metric columns, in the contract's order
-EPOCH_COLUMNS: list[str] = [
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_acc",
-    "lr",
-    "epoch_time_s",
-    "train_time_s",
-    "eval_time_s",
-    "train_images_per_s",
-    "peak_memory_mb",
-]
+# run-file metric columns, in the order train writes them
+EPOCH_COLUMNS: list[str] = list(METRIC_COLUMNS)
 RENAMED_SETTINGS = {"device": "requested_device"}
 RENAMED_EPOCH_COLUMNS = {"lr": "epoch_lr"}
 # per-run numbers that seed_summary.csv averages across seeds

@@ -37,6 +37,7 @@ from hpstudy.batches import (
 from hpstudy.errors import HpstudyError
 from hpstudy.models import build_model, count_parameters
 from hpstudy.optim import OPTIMIZERS, build_loss, build_optimizer
+from hpstudy.run_files import METRIC_COLUMNS, TIMING_COLUMNS  # noqa: F401 (re-exported)
 from hpstudy.sweep import code_digest
 
 LOG = logging.getLogger("hpstudy.train")
@@ -46,12 +47,6 @@ REQUIRED_SETTINGS = (
     "eval_batch_size", "epochs", "normalization", "flip", "precision", "deterministic", "device",
     "keep_checkpoint",
 )  # fmt: skip
-METRIC_COLUMNS = (
-    "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time_s",
-    "train_time_s", "eval_time_s", "train_images_per_s", "peak_memory_mb",
-)  # fmt: skip
-TIMING_COLUMNS = ("epoch_time_s", "train_time_s", "eval_time_s", "train_images_per_s",
-                  "peak_memory_mb")  # fmt: skip
 
 
 class Runtime:
