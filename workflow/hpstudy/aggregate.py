@@ -32,6 +32,7 @@ from hpstudy.atomic import atomic_path, atomic_write_json
 from hpstudy.config import train_settings_schema
 from hpstudy.errors import HpstudyError
 from hpstudy.run_files import METRIC_COLUMNS
+from hpstudy.sweep import format_value
 
 # settings in the order of the config schema (the one list of them); other params.json keys
 # follow, sorted
@@ -67,33 +68,18 @@ SEED_STAT_COLUMNS: list[str] = [
 ]
 # what summarize_run adds to a run's settings; every other summary column is a setting
 RUN_STAT_COLUMNS: list[str] = [
+    *SEED_STAT_COLUMNS,
     "epochs_completed",
-    "final_test_acc",
-    "best_test_acc",
-    "best_epoch",
-    "final_train_loss",
-    "final_test_loss",
-    "min_test_loss",
-    "min_test_loss_epoch",
-    "mean_epoch_time_s",
     "total_time_s",
     "diverged",
     "diverged_epoch",
     "device",
     "device_name",
     "param_count",
-    "peak_memory_mb",
     "torch_version",
     "git_revision",
 ]
 RUN_FILES = ("params.json", "metrics.csv", "summary.json")
-
-
-def format_kernel_width(width: object) -> str:
-    """Kernel widths as one string, ``[5, 5, 7]`` -> ``"5-5-7"`` (an int stays an int's text)."""
-    if isinstance(width, list | tuple):
-        return "-".join(str(int(w)) for w in width)
-    return str(width)
 
 
 def find_run_dirs(runs_dir: str | Path, run_ids: Sequence[str] | None = None) -> list[Path]:
@@ -150,7 +136,7 @@ def settings_columns(params: dict) -> dict:
     for key, value in params.items():
         key = RENAMED_SETTINGS.get(key, key)
         if key == "kernel_width":
-            value = format_kernel_width(value)
+            value = format_value(value)
         elif isinstance(value, list | dict):
             value = json.dumps(value)
         flat[key] = value
