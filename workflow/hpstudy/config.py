@@ -1,49 +1,27 @@
-"""Load and check the pipeline configuration against workflow/schemas/config.schema.yaml.
+"""Validate a configuration against workflow/schemas/config.schema.yaml: the one validator.
 
-The schema is the single description of every key; this module turns its violations into
-messages that name the key path, the offending value and the rule it breaks, and fills the
-documented defaults so the rest of the code sees every setting explicitly.
+The schema describes every key; this module turns its violations into messages that name the
+key path, the offending value and the rule it breaks, adds the few checks a JSON schema cannot
+express (finite numbers, a study sweeping a real setting), and fills the documented defaults
+so the rest of the code sees every setting explicitly. Checks that need the expanded runs
+(image size against each model) live with the sweep (:mod:`hpstudy.plan`).
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
-import functools
+import math
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from hpstudy import schema
 from hpstudy.errors import HpstudyError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 README_HINT = "config/README.md explains every key"
-
-
-@functools.cache
-def load_schema() -> dict:
-    """The config JSON schema (read once)."""
-    with open(SCHEMA_PATH, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
-
-
-def resolve(schema: dict, node: dict) -> dict:
-    """Follow a local ``$ref`` (``#/definitions/...``) in ``node``."""
-    ref = node.get("$ref")
-    if not ref:
-        return node
-    target: Any = schema
-    for part in ref.removeprefix("#/").split("/"):
-        target = target[part]
-    return target
-
-
-def train_settings_schema() -> dict:
-    """The schema of one run's training settings (``train:`` and each study's ``set:``)."""
-    schema = load_schema()
-    return {**schema["definitions"]["train_settings"], "definitions": schema["definitions"]}
 
 
 def key_path(parts) -> str:
@@ -54,18 +32,22 @@ def key_path(parts) -> str:
     return text or "(top level)"
 
 
+def did_you_mean(word: str, known) -> str:
+    """``did you mean 'epochs'?`` or the list of known words."""
+    known = sorted(known)
+    close = difflib.get_close_matches(str(word), known, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+
+
 def describe_error(err: jsonschema.ValidationError, prefix: str = "") -> str:
     """One line for one schema violation: where, what, which rule, and a hint where useful."""
     where = key_path([*filter(None, prefix.split(".")), *err.absolute_path])
     line = f"{where}: {err.message} (schema rule: {err.validator})"
     if err.validator == "additionalProperties":
-        allowed = sorted(err.schema.get("properties", {}))
+        allowed = err.schema.get("properties", {})
         instance = err.instance if isinstance(err.instance, dict) else {}
-        unknown = [k for k in instance if k not in allowed]
-        for key in unknown:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(allowed)}"
-            line += f"; unknown key {key!r}: {hint}"
+        for key in (k for k in instance if k not in allowed):
+            line += f"; unknown key {key!r}: {did_you_mean(key, allowed)}"
     wants_number = "number" in str(err.validator_value)
     if err.validator == "type" and isinstance(err.instance, str) and wants_number:
         line += "; write a number, e.g. 1.0e-4"
@@ -83,21 +65,24 @@ def parse_scalar(text: str):
     return value
 
 
-def coerce_scalars(schema: dict, config: Any) -> Any:
+def coerce_scalars(node_schema: dict, config: Any) -> Any:
     """Turn text into numbers or booleans exactly where the schema rejects text.
 
     YAML 1.1 reads ``1e-4`` as a string, and Snakemake's ``--config key={a: 1}`` passes nested
     values as strings; both mean a number. Text where the schema wants text is left alone.
     """
     config = copy.deepcopy(config)
-    validator = jsonschema.Draft7Validator(schema)
+    validator = jsonschema.Draft7Validator(node_schema)
     for err in validator.iter_errors(config):
         candidates = [err, *err.context] if err.validator == "oneOf" else [err]
         for e in candidates:
-            if e.validator != "type" or not isinstance(e.instance, str) or not e.absolute_path:
+            if e.validator != "type" or not isinstance(e.instance, str):
                 continue
             value = parse_scalar(e.instance)
             if isinstance(value, str):
+                continue
+            if not e.absolute_path:
+                config = value
                 continue
             *parents, last = e.absolute_path
             node = config
@@ -107,32 +92,75 @@ def coerce_scalars(schema: dict, config: Any) -> Any:
     return config
 
 
-def check_against(schema: dict, instance: Any, source: str, prefix: str = "") -> None:
-    """Validate ``instance``; raise one HpstudyError listing every violation."""
-    validator = jsonschema.Draft7Validator(schema)
+def violations(node_schema: dict, instance: Any, prefix: str = "") -> list[str]:
+    """One line per schema violation of ``instance`` (empty when it is valid)."""
+    validator = jsonschema.Draft7Validator(node_schema)
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = "; ".join(describe_error(e, prefix) for e in errors)
-        raise HpstudyError(
-            f"The configuration in {source} is invalid: {lines}. Fix these keys in the config "
-            f"file (or the --config overrides); {README_HINT}."
+    return [describe_error(e, prefix) for e in errors]
+
+
+def invalid(source: str, lines: list[str]) -> HpstudyError:
+    """The one error for a config with these problems."""
+    return HpstudyError(
+        f"The configuration in {source} is invalid: {'; '.join(lines)}. Fix these keys in the "
+        f"config file (or the --config overrides); {README_HINT}."
+    )
+
+
+def non_finite(config: Any, parts: tuple = ()) -> list[str]:
+    """Key paths holding ``.nan`` or ``.inf`` (JSON schema's number checks let them pass)."""
+    if isinstance(config, float):
+        return (
+            [] if math.isfinite(config) else [f"{key_path(parts)}: {config} is not a finite number"]
         )
+    if isinstance(config, dict):
+        return [line for k, v in config.items() for line in non_finite(v, (*parts, k))]
+    if isinstance(config, list):
+        return [line for i, v in enumerate(config) for line in non_finite(v, (*parts, i))]
+    return []
 
 
-def fill_defaults(schema: dict, config: dict) -> dict:
+def study_problems(studies: dict) -> list[str]:
+    """A study must sweep training settings that shape a run's numbers; zip lists must match."""
+    sweepable = schema.identity_settings()
+    lines = []
+    for name, study in studies.items():
+        axes = study.get("params") or (
+            {study["param"]: study["values"]} if "param" in study else {}
+        )
+        where = f"studies.{name}.{'params' if 'params' in study else 'param'}"
+        for key in axes:
+            if key not in sweepable:
+                why = "changes no number" if key in schema.setting_names() else "is not a setting"
+                lines.append(
+                    f"{where}: {key!r} {why}, so it cannot be swept; {did_you_mean(key, sweepable)}"
+                )
+        lengths = {key: len(values) for key, values in axes.items()}
+        if study.get("mode") == "zip" and len(set(lengths.values())) > 1:
+            lines.append(
+                f"studies.{name}.params: mode zip pairs the lists position by position, but "
+                f"their lengths differ ({', '.join(f'{k}: {n}' for k, n in lengths.items())})"
+            )
+    return lines
+
+
+def fill_defaults(config: dict) -> dict:
     """A copy of ``config`` with each documented default filled in (top-level sections only).
 
-    Study ``set:`` blocks are left sparse on purpose: they only override ``train``.
+    Study ``set:`` blocks stay sparse on purpose: they only override ``train``.
     """
+    full = schema.load_schema()
     filled = copy.deepcopy(config)
-    for key, prop in schema["properties"].items():
+    for key, prop in full["properties"].items():
         if key not in filled and "default" in prop:
             filled[key] = copy.deepcopy(prop["default"])
-        section = resolve(schema, prop)
+        section = schema.resolve(prop, full)
         if isinstance(filled.get(key), dict) and "properties" in section:
             for sub, sub_prop in section["properties"].items():
                 if sub not in filled[key] and "default" in sub_prop:
                     filled[key][sub] = copy.deepcopy(sub_prop["default"])
+    for study in filled.get("studies", {}).values():
+        study.setdefault("mode", "product")
     return filled
 
 
@@ -146,10 +174,14 @@ def validate_config(config: dict, source: str = "the config") -> dict:
             f"The configuration in {source} is empty or not a mapping. Pass a config file, e.g. "
             f"`--configfile config/demo.yaml`; {README_HINT}."
         )
-    schema = load_schema()
-    config = coerce_scalars(schema, config)
-    check_against(schema, config, source)
-    filled = fill_defaults(schema, config)
+    full = schema.load_schema()
+    config = coerce_scalars(full, config)
+    lines = violations(full, config) + non_finite(config)
+    if not lines:
+        lines = study_problems(config["studies"])
+    if lines:
+        raise invalid(source, lines)
+    filled = fill_defaults(config)
     dataset = filled["dataset"]
     if dataset["source"] == "archive" and not dataset.get("archive"):
         raise HpstudyError(

@@ -1,0 +1,111 @@
+"""Where everything lives: the one home of every path the rules, the steps, ``restore`` and
+``aggregate`` use. Pure string work; nothing here touches the disk.
+
+::
+
+    <data>/raw/<name>.zip, <name>.json                   the raw dataset and its sidecar
+    <data>/processed/<variant>/manifest.json, *_x.npy    decoded arrays of one data variant
+    <runs>/<variant>/<run name>/seed-<n>/                one run: params.json, metrics.csv,
+                                                         summary.json, model.pt, train.log
+    <checkpoints>/<variant>/<trajectory>/seed-<n>/       resume checkpoints of unfinished runs
+    <checkpoints>/.locks/...                             one lock file per trajectory
+    <results>/                                           one config's tables, figures, findings
+
+Runs are pooled per data variant (the dataset and every preprocessing setting), so configs
+that share a run share its folder, while each config's tables and figures stay in its own
+results folder. A run id is ``<variant>/<run name>/seed-<n>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RUN_ID_PATTERN = r"[^/]+/[^/]+/seed-[0-9]+"  # Snakemake's wildcard constraint for run ids
+# what a finished train job leaves in its run folder (summary.json is written last)
+RUN_OUTPUTS = ("params.json", "metrics.csv", "summary.json", "model.pt")
+TRAIN_LOG = "train.log"
+SETTINGS_ROOT = ".snakemake/hpstudy/settings"  # per-run settings files the train jobs read
+PLANS_ROOT = ".snakemake/hpstudy/plans"  # content-addressed study plans for aggregate
+ARRAY_FILES = ("train_x.npy", "train_y.npy", "test_x.npy", "test_y.npy")
+PRED_FILES = ("pred_x.npy", "pred_y.npy", "pred.json")
+
+
+def run_id(variant: str, name: str, seed: int) -> str:
+    """``digits-48/bs-10/seed-0``."""
+    return f"{variant}/{name}/seed-{int(seed)}"
+
+
+def settings_file(run_id: str) -> str:
+    """The settings file the train job of ``run_id`` reads (written where the sweep is built)."""
+    return f"{SETTINGS_ROOT}/{run_id}.json"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The folders of one config (``paths:``) and every path below them."""
+
+    data: str = "data"
+    runs: str = "results/runs"
+    results: str = "results"
+    checkpoints: str = "checkpoints"
+    resources: str = "resources"
+
+    @classmethod
+    def from_config(cls, config: dict) -> Layout:
+        """The layout of a validated config."""
+        return cls(**config["paths"])
+
+    # --- data -------------------------------------------------------------------------
+    def raw_zip(self, name: str) -> str:
+        """The raw dataset zip."""
+        return f"{self.data}/raw/{name}.zip"
+
+    def raw_meta(self, name: str) -> str:
+        """The raw zip's sidecar (source, size, sha256)."""
+        return f"{self.data}/raw/{name}.json"
+
+    def processed(self, variant: str) -> str:
+        """The folder of one data variant's arrays."""
+        return f"{self.data}/processed/{variant}"
+
+    def manifest(self, variant: str) -> str:
+        """The data variant's manifest (the file training jobs depend on)."""
+        return f"{self.processed(variant)}/manifest.json"
+
+    def arrays(self, variant: str, files=ARRAY_FILES) -> list[str]:
+        """The data variant's array files."""
+        return [f"{self.processed(variant)}/{name}" for name in files]
+
+    def weights_file(self, model: str) -> str:
+        """Where the local rule puts the fetched ImageNet weights of ``model``."""
+        return f"{self.resources}/weights/{model}-imagenet1k-v1.pth"
+
+    # --- runs -------------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> str:
+        """A run's folder."""
+        return f"{self.runs}/{run_id}"
+
+    def run_file(self, run_id: str, name: str) -> str:
+        """One of a run's files, e.g. ``run_file(rid, "summary.json")``."""
+        return f"{self.run_dir(run_id)}/{name}"
+
+    def checkpoint_dir(self, variant: str, trajectory: str, seed: int) -> str:
+        """Where a trajectory's resume checkpoints live while its runs train."""
+        return f"{self.checkpoints}/{variant}/{trajectory}/seed-{int(seed)}"
+
+    def lock_file(self, variant: str, trajectory: str, seed: int) -> str:
+        """The lock a trainer holds on a trajectory (its folder is never deleted)."""
+        return f"{self.checkpoints}/.locks/{variant}/{trajectory}/seed-{int(seed)}.lock"
+
+    # --- one config's results ---------------------------------------------------------
+    def table(self, name: str) -> str:
+        """A results table or report file of this config, e.g. ``table("summary.csv")``."""
+        return f"{self.results}/{name}"
+
+    def figure(self, study: str, kind: str, ext: str = "png") -> str:
+        """One figure of a study."""
+        return f"{self.results}/figures/{study}/{kind}.{ext}"
+
+    def log(self, name: str) -> str:
+        """The log of one step of this config, e.g. ``log("report/aggregate")``."""
+        return f"{self.results}/logs/{name}.log"
