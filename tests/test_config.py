@@ -98,3 +98,20 @@ def test_missing_and_unparsable_files(tmp_path):
     broken.write_text("dataset: [unclosed\n")
     with pytest.raises(HpstudyError, match="not valid YAML"):
         load_config(broken)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("train.lr", float("nan")), ("train.weight_decay", float("inf")),
+     ("dataset.test_fraction", float("nan"))],
+)  # fmt: skip
+def test_nan_and_inf_are_refused_for_any_number(demo, key, value):
+    with pytest.raises(HpstudyError) as err:
+        validate_config(mutate(copy.deepcopy(demo), key, value), source="demo.yaml")
+    assert f"{key}: {value} is not a finite number" in str(err.value)
+
+
+def test_a_study_takes_one_key_or_several_but_not_both(demo):
+    demo["studies"]["batch_size"]["params"] = {"lr": [0.1]}
+    with pytest.raises(HpstudyError, match="studies.batch_size"):
+        validate_config(demo)

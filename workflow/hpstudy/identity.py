@@ -1,0 +1,169 @@
+"""A run's identity, decided once: what Snakemake compares to decide whether a run is done.
+
+The identity holds only what changes a run's numbers:
+
+- its training settings that differ from the *schema's* defaults (a setting at its default is
+  left out, so adding a defaulted setting later changes no identity), skipping execution-only
+  settings (``x-execution`` in the schema) and settings that do not apply to the run (e.g.
+  momentum with Adam; ``x-applies-when``);
+- its seed;
+- a digest of the training code that computes its numbers, ignoring comments and docstrings
+  and scoped per model (editing the custom CNN does not touch ResNet runs);
+- for pretrained runs, the weights: a local file's sha256, or the version of the weights the
+  pipeline fetches.
+
+The run's folder is named after the same non-default settings (``bs-450``, ``wd-1_bs-450``,
+``model-resnet18_pretrained-true_lr-1e-04_bs-32``; ``default`` when every setting is at its
+default), so folder names stay readable and equal settings share one folder.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+from hpstudy import schema
+from hpstudy.formatting import format_value
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Modules whose code computes every run's numbers (the training loop, the data path, the
+# optimiser and loss, precision and backend settings), and the module of each model family.
+SHARED_NUMERIC_MODULES = ("loop.py", "batches.py", "optim.py", "runtime.py")
+MODEL_MODULES = {
+    "custom": ("models/custom.py", "models/custom_layout.py"),
+    "torchvision": ("models/zoo.py",),
+}
+DEFAULT_NAME = "default"
+MAX_NAME_LENGTH = 120
+# The ImageNet weights the pipeline fetches for a pretrained run without a local file.
+FETCHED_WEIGHTS = {"resnet18": "torchvision:ResNet18_Weights.IMAGENET1K_V1"}
+
+
+def canonical_value(key: str, value):
+    """One spelling per value: a kernel width of ``3`` is ``[3, 3, 3]``, numbers are floats."""
+    if key == "kernel_width":
+        return [int(value)] * 3 if isinstance(value, int) else [int(v) for v in value]
+    if schema.is_float_setting(key) and isinstance(value, int | float):
+        return float(value)
+    return value
+
+
+def canonical_settings(settings: dict) -> dict:
+    """Every training setting, canonical, defaults filled in, in schema order."""
+    merged = {**schema.train_defaults(), **settings}
+    return {key: canonical_value(key, merged[key]) for key in schema.setting_names()}
+
+
+def identity_settings(settings: dict, *, without: tuple[str, ...] = ()) -> dict:
+    """The settings that make this run's numbers and differ from the schema's defaults."""
+    full = canonical_settings(settings)
+    defaults = canonical_settings({})
+    return {
+        key: full[key]
+        for key in schema.identity_settings()
+        if key not in without and schema.applies(key, full) and full[key] != defaults[key]
+    }
+
+
+def run_name(identity: dict) -> str:
+    """A readable folder name from a run's identity: its non-default settings, e.g.
+    ``wd-1_bs-450`` (``default`` when there are none); a local weights file adds its digest."""
+    parts = [
+        f"{schema.abbreviation(key)}-{format_value(value).replace('/', '-')}"
+        for key, value in identity["settings"].items()
+    ]
+    weights = identity.get("weights") or ""
+    if weights.startswith("sha256:"):
+        parts.append(f"weights-{weights.removeprefix('sha256:')[:8]}")
+    name = "_".join(parts) or DEFAULT_NAME
+    if len(name) > MAX_NAME_LENGTH:
+        digest = hashlib.sha256(canonical_json(identity["settings"]).encode()).hexdigest()[:10]
+        name = f"{name[: MAX_NAME_LENGTH - 12].rstrip('_-')}_h{digest}"
+    return name
+
+
+def canonical_json(obj) -> str:
+    """Compact JSON with sorted keys: the same text for the same content."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+@functools.cache
+def module_digest(relative: str, package_dir: Path = PACKAGE_DIR) -> str:
+    """sha256 of a module's code, blind to comments, docstrings and formatting."""
+    path = package_dir / relative
+    source = path.read_text(encoding="utf-8") if path.exists() else "<missing>"
+    tree = _strip_docstrings(ast.parse(source))
+    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+
+
+def code_digest(model: str, package_dir: Path = PACKAGE_DIR) -> str:
+    """A short digest of the code that computes the numbers of a run of ``model``."""
+    family = "custom" if model == "custom" else "torchvision"
+    modules = [*SHARED_NUMERIC_MODULES, *MODEL_MODULES[family]]
+    digest = hashlib.sha256()
+    for relative in modules:
+        digest.update(f"{relative}:{module_digest(relative, package_dir)};".encode())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def file_digest(path: str) -> str:
+    """sha256 of a local file (a pretrained weights file), read once per process."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_identity(settings: dict) -> str | None:
+    """What pretrained weights a run starts from: a local file's digest or the fetched
+    version; None when the run is not pretrained."""
+    if not settings.get("pretrained"):
+        return None
+    local = settings.get("weights")
+    if local:
+        try:
+            return f"sha256:{file_digest(str(Path(local).expanduser().resolve()))}"
+        except OSError:
+            return f"missing:{local}"  # refused with a clear message where the run is built
+    return FETCHED_WEIGHTS.get(settings["model"], f"torchvision:{settings['model']}:DEFAULT")
+
+
+def run_identity(settings: dict, seed: int) -> dict:
+    """The identity of one run: what Snakemake compares (as canonical JSON) to decide whether
+    a finished run still stands."""
+    canonical = canonical_settings(settings)
+    identity = {
+        "settings": identity_settings(canonical, without=("weights",)),
+        "seed": int(seed),
+        "code": code_digest(canonical["model"]),
+    }
+    weights = weights_identity(canonical)
+    if weights:
+        identity["weights"] = weights
+    return identity
+
+
+def trajectory_identity(identity: dict) -> dict:
+    """The identity without the run's length: runs that differ only in ``epochs`` follow one
+    trajectory, so a longer run can continue from a shorter one's checkpoint."""
+    settings = {k: v for k, v in identity["settings"].items() if k != "epochs"}
+    return {**identity, "settings": settings}

@@ -1,0 +1,252 @@
+"""Expand a validated config into its plan: the distinct runs and the studies that use them.
+
+A study takes the shared ``train`` settings, applies its ``set:`` overrides and sweeps one key
+(``param`` + ``values``) or several (``params``: key -> values, combined by ``mode``:
+``product`` = every combination, ``zip`` = position by position). Every point is repeated per
+seed. Equal settings written differently (``3`` / ``[3, 3, 3]``, ``1e-4`` / ``0.0001``) are one
+run, and a run that two studies (or two points of one grid) share is one run too: it is trained
+once and appears in each study. Runs are named by their identity (:mod:`hpstudy.identity`).
+
+This is where the sweep is validated: each swept value against its setting's schema, and each
+run against the data (image size against the model, pretrained weights that exist). Training
+jobs then trust the settings file they are given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hpstudy import identity, models, schema
+from hpstudy.atomic import json_text, write_if_changed
+from hpstudy.config import coerce_scalars, invalid, load_config, violations
+from hpstudy.formatting import format_value
+from hpstudy.layout import PLANS_ROOT, Layout, run_id, settings_file
+
+
+@dataclass(frozen=True)
+class Run:
+    """One distinct run: its settings (every setting, canonical) and its identity."""
+
+    run_id: str
+    variant: str
+    name: str
+    seed: int
+    settings: dict
+    identity: dict
+    trajectory: str
+
+    @property
+    def identity_json(self) -> str:
+        """The identity as canonical JSON: what the train rule's params hold."""
+        return identity.canonical_json(self.identity)
+
+
+@dataclass
+class Study:
+    """One study: the keys it sweeps and, per point and seed, the run and the point's values."""
+
+    name: str
+    params: list[str]
+    mode: str
+    points: list[tuple[str, dict]] = field(default_factory=list)  # (run_id, {key: value})
+
+    def run_ids(self) -> list[str]:
+        """The study's runs, in config order."""
+        return list(dict.fromkeys(rid for rid, _ in self.points))
+
+
+@dataclass
+class Plan:
+    """Every distinct run of a config and its studies."""
+
+    runs: dict[str, Run]
+    studies: dict[str, Study]
+    variant: str
+
+    def membership(self) -> dict:
+        """Which runs each study holds, at which values: what ``aggregate`` reads."""
+        return {
+            name: {
+                "params": study.params,
+                "mode": study.mode,
+                "points": [{"run_id": rid, "values": values} for rid, values in study.points],
+            }
+            for name, study in self.studies.items()
+        }
+
+
+def data_variant(dataset: dict) -> str:
+    """The name of the processed data a run trains on: the dataset and its image size."""
+    return f"{dataset['name']}-{dataset['image_size']}"
+
+
+def study_axes(spec: dict) -> dict[str, list]:
+    """A study's swept keys and their values (the one-key form is a one-axis grid)."""
+    return dict(spec["params"]) if "params" in spec else {spec["param"]: spec["values"]}
+
+
+def study_points(axes: dict[str, list], mode: str) -> list[dict]:
+    """Every point of a study: each combination (product) or the lists side by side (zip)."""
+    keys = list(axes)
+    rows = (
+        itertools.product(*axes.values()) if mode == "product" else zip(*axes.values(), strict=True)
+    )
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def checked_axes(study: str, spec: dict) -> dict[str, list]:
+    """The study's axes with each value read (text that means a number becomes one) and
+    checked against its setting's schema; one error lists every bad value by its place."""
+    axes, problems = {}, []
+    for key, values in study_axes(spec).items():
+        node = schema.setting_spec(key)
+        place = f"studies.{study}.{'params.' + key if 'params' in spec else 'values'}"
+        read = []
+        for i, value in enumerate(values):
+            value = coerce_scalars(node, value)
+            bad = violations(node, value, prefix=f"{place}[{i}]")
+            if isinstance(value, float) and not math.isfinite(value):
+                bad.append(f"{place}[{i}]: {value} is not a finite number")
+            problems += bad
+            read.append(value if bad else identity.canonical_value(key, value))
+        axes[key] = read
+    if problems:
+        raise invalid("the sweep", problems)
+    return axes
+
+
+def run_problems(settings: dict, dataset: dict, where: str) -> list[str]:
+    """What makes these settings untrainable on this data, found before any job runs."""
+    problems = []
+    size, needed = dataset["image_size"], models.minimum_image_size(settings)
+    if size < needed:
+        what = (
+            f"the custom CNN with kernel widths {format_value(settings['kernel_width'])}"
+            if settings["model"] == "custom"
+            else settings["model"]
+        )
+        problems.append(
+            f"{where}: dataset.image_size {size} is too small for {what}, which needs at least "
+            f"{needed} px; raise dataset.image_size or use smaller kernel widths"
+        )
+    if settings["pretrained"] and not models.has_pretrained_weights(settings["model"]):
+        problems.append(
+            f"{where}: pretrained: true, but model {settings['model']!r} has no pretrained "
+            f"weights (models with ImageNet weights: {', '.join(models.PRETRAINED_MODELS)}); "
+            "set pretrained: false"
+        )
+    return problems
+
+
+def make_run(settings: dict, seed: int, variant: str) -> Run:
+    """The run of these (canonical) settings and this seed on this data variant."""
+    ident = identity.run_identity(settings, seed)
+    name = identity.run_name(ident)
+    trajectory = identity.run_name(identity.trajectory_identity(ident))
+    return Run(run_id(variant, name, seed), variant, name, int(seed), settings, ident, trajectory)
+
+
+def build_plan(config: dict) -> Plan:
+    """The plan of a validated config: distinct runs (first study's settings win for the
+    execution-only ones) and every study's points, in config order."""
+    variant = data_variant(config["dataset"])
+    runs: dict[str, Run] = {}
+    studies: dict[str, Study] = {}
+    problems: list[str] = []
+    checked: set[str] = set()
+    for name, spec in config["studies"].items():
+        axes = checked_axes(name, spec)
+        study = Study(name, list(axes), spec.get("mode", "product"))
+        base = {**config["train"], **spec.get("set", {})}
+        for point in study_points(axes, study.mode):
+            settings = identity.canonical_settings({**base, **point})
+            for seed in config["seeds"]:
+                run = make_run(settings, seed, variant)
+                if run.name not in checked:
+                    checked.add(run.name)
+                    problems += run_problems(settings, config["dataset"], f"studies.{name}")
+                runs.setdefault(run.run_id, run)
+                study.points.append((run.run_id, point))
+        studies[name] = study
+    if problems:
+        raise invalid("the sweep", list(dict.fromkeys(problems)))
+    return Plan(runs, studies, variant)
+
+
+def run_spec(run: Run, layout: Layout) -> dict:
+    """What the train job of ``run`` reads: its settings, identity and where it keeps its
+    checkpoints, lock and (for a pretrained run) weights."""
+    weights = None
+    if run.settings["pretrained"]:
+        weights = run.settings["weights"] or layout.weights_file(run.settings["model"])
+    return {
+        "run_id": run.run_id,
+        "variant": run.variant,
+        "name": run.name,
+        "seed": run.seed,
+        "settings": run.settings,
+        "identity": run.identity,
+        "trajectory": run.trajectory,
+        "checkpoint_dir": layout.checkpoint_dir(run.variant, run.trajectory, run.seed),
+        "checkpoint_root": layout.checkpoints,
+        "lock_file": layout.lock_file(run.variant, run.trajectory, run.seed),
+        "weights_path": weights,
+    }
+
+
+def write_run_specs(plan: Plan, layout: Layout, root: str | Path = ".") -> None:
+    """Write each run's settings file (only where its content changed)."""
+    root = Path(root)
+    for run in plan.runs.values():
+        write_if_changed(root / settings_file(run.run_id), json_text(run_spec(run, layout)))
+
+
+def write_membership(plan: Plan, root: str | Path = ".") -> str:
+    """Write the studies' membership to a content-addressed file; returns its path (which
+    changes exactly when a study gains, loses or relabels a run)."""
+    text = json_text(plan.membership())
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = f"{PLANS_ROOT}/{digest}.json"
+    write_if_changed(Path(root) / path, text)
+    return path
+
+
+def plan_rows(plan: Plan) -> list[dict]:
+    """One row per study point and seed: what `hpstudy sweep` prints."""
+    rows = []
+    for study in plan.studies.values():
+        for rid, values in study.points:
+            run = plan.runs[rid]
+            rows.append(
+                {
+                    "study": study.name,
+                    **{key: format_value(value) for key, value in values.items()},
+                    "seed": run.seed,
+                    "run_id": rid,
+                }
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``hpstudy sweep --configfile F``: print the runs a config expands to."""
+    parser = argparse.ArgumentParser(prog="hpstudy sweep", description=main.__doc__)
+    parser.add_argument("--configfile", default="config/config.yaml")
+    args = parser.parse_args(argv)
+    plan = build_plan(load_config(args.configfile))
+    rows = plan_rows(plan)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write(
+        f"{len(rows)} study points, {len(plan.runs)} distinct runs on {plan.variant}\n"
+    )
+    return 0
