@@ -76,3 +76,39 @@ def demo_run(tmp_path_factory):
     config = shrunk_demo_config(workdir / "config" / "test-demo.yaml")
     proc = snakemake(workdir, "--cores", "2", "--resources", "gpu=1", "--configfile", str(config))
     return workdir, config, proc
+
+
+def require_or_skip(reason: str) -> None:
+    """Skip on a developer's machine that cannot run a test; fail where CI demands it
+    (``HPSTUDY_REQUIRE_ROOT_TESTS=1``, set by .ci/run when it runs as root)."""
+    if os.environ.get("HPSTUDY_REQUIRE_ROOT_TESTS") == "1":
+        pytest.fail(f"HPSTUDY_REQUIRE_ROOT_TESTS=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a real file system of 256 KiB (a tmpfs; mounting needs root), which the
+    test fills: writes there fail with ENOSPC, as on a full disk."""
+    if os.geteuid() != 0:
+        require_or_skip("a full disk is simulated with a small tmpfs, which needs root")
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        require_or_skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def demo_copy(demo_run, tmp_path):
+    """A private copy of the finished demo checkout (code, data, runs, Snakemake's records),
+    for tests that change it."""
+    workdir, config, _ = demo_run
+    copy = tmp_path / "demo"
+    shutil.copytree(workdir, copy, symlinks=True)
+    return copy, copy / config.relative_to(workdir)

@@ -1,8 +1,10 @@
-"""The training job: outputs, exact metrics, determinism, divergence, resume after SIGKILL, CLI."""
+"""The training job: outputs, exact metrics, determinism, divergence, resume after SIGKILL,
+verified data, checkpoints that check themselves, one trainer per run, CLI."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
@@ -11,24 +13,29 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from trainfactory import read_metrics, run_settings, write_dataset
+from trainfactory import read_metrics, run_spec, write_dataset
 
 from hpstudy import checkpoint
 from hpstudy import cli as hpstudy_cli
-from hpstudy.batches import BatchOptions, DeviceSplit, load_split, train_batches
-from hpstudy.errors import HpstudyError
+from hpstudy.atomic import temp_name
+from hpstudy.batches import BatchOptions, DeviceSplit, train_batches
+from hpstudy.dataset import load_split
+from hpstudy.loop import evaluate
 from hpstudy.models import build_model
 from hpstudy.optim import build_loss
-from hpstudy.sweep import code_digest
-from hpstudy.train import METRIC_COLUMNS, TIMING_COLUMNS, Runtime, evaluate, train
+from hpstudy.run_files import METRIC_COLUMNS, TIMING_COLUMNS
+from hpstudy.runtime import Runtime
+from hpstudy.train import train, trajectory_key
 
 SUMMARY_KEYS = {
-    "run_id", "experiment", "final_test_acc", "best_test_acc", "best_epoch", "final_train_loss",
-    "final_test_loss", "epochs_completed", "diverged", "diverged_epoch", "total_time_s",
-    "mean_epoch_time_s", "param_count", "device", "device_name", "torch_version",
-    "git_revision", "peak_memory_mb", "settings",
+    "run_id", "final_test_acc", "best_test_acc", "best_epoch", "final_train_loss",
+    "final_test_loss", "min_test_loss", "min_test_loss_epoch", "epochs_completed", "diverged",
+    "diverged_epoch", "total_time_s", "mean_epoch_time_s", "param_count", "conv_param_count",
+    "fc_param_count", "device", "device_name", "torch_version", "git_revision",
+    "peak_memory_mb", "params",
 }  # fmt: skip
 CPU = torch.device("cpu")
 
@@ -42,53 +49,60 @@ def untimed(rows):
     return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows]
 
 
-def run(tmp_path, data, name="run", **overrides):
-    settings = run_settings(**overrides)
-    out, ckpt = tmp_path / name / "out", tmp_path / name / "ckpt"
-    summary = train(settings, data, out, ckpt, threads=1)
-    return settings, summary, out, ckpt
+def run(root, data, **overrides):
+    spec = run_spec(root, **overrides)
+    out = root / "runs" / spec["run_id"]
+    return spec, train(spec, data, out, threads=1), out
 
 
 def test_a_run_writes_params_metrics_summary_and_weights(tmp_path, tiny):
-    settings, summary, out, ckpt = run(tmp_path, tiny, epochs=3)
+    spec, summary, out = run(tmp_path, tiny, epochs=3)
     params = json.loads((out / "params.json").read_text())
-    assert params == {**settings, "dataset": "tiny", "image_size": 16, "num_classes": 6,
-                      "training_code": code_digest()}  # fmt: skip
+    assert params["identity"] == spec["identity"] and params["settings"] == spec["settings"]
+    classes = ["buildings", "forest", "glacier", "mountain", "sea", "street"]
+    assert params["data"] == {
+        "name": "tiny",
+        "image_size": 16,
+        "num_classes": 6,
+        "classes": classes,
+    }
     assert (out / "metrics.csv").read_text().splitlines()[0] == ",".join(METRIC_COLUMNS)
     rows = read_metrics(out / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
-    assert all(0 <= float(r[k]) <= 1 for r in rows for k in ("train_acc", "test_acc"))
     assert set(summary) == SUMMARY_KEYS
     assert json.loads((out / "summary.json").read_text()) == summary
     assert summary["epochs_completed"] == 3 and summary["diverged"] is False
     assert summary["final_test_acc"] == float(rows[-1]["test_acc"])
     assert summary["best_test_acc"] == max(float(r["test_acc"]) for r in rows)
-    assert summary["settings"] == params and summary["device"] == "cpu"
-    # the patterned classes are learnable: training must actually reduce the loss
-    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
-    state = torch.load(out / "model.pt", weights_only=True)
-    model = build_model(settings, 6, 16)
-    model.load_state_dict(state)
+    losses = [float(r["test_loss"]) for r in rows]
+    assert summary["min_test_loss"] == min(losses)
+    assert summary["min_test_loss_epoch"] == losses.index(min(losses)) + 1
+    assert summary["params"] == params and summary["device"] == "cpu"
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])  # it learns
+    model = build_model(spec["settings"], 6, 16)
+    model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
     assert summary["param_count"] == sum(p.numel() for p in model.parameters())
-    assert not checkpoint.checkpoint_path(ckpt).exists()  # removed after success
+    assert summary["conv_param_count"] + summary["fc_param_count"] < summary["param_count"]
+    # the finished run leaves no checkpoint and no empty checkpoint folders behind
+    assert not [p for p in (tmp_path / "ckpt").rglob("*") if ".locks" not in p.parts]
 
 
 def test_keep_checkpoint_keeps_the_resume_checkpoint(tmp_path, tiny):
-    settings, _, _, ckpt = run(tmp_path, tiny, epochs=1, keep_checkpoint=True)
-    saved = checkpoint.load_checkpoint(checkpoint.checkpoint_path(ckpt), settings)
-    assert saved["epoch"] == 1 and len(saved["metrics_rows"]) == 1
-    # a checkpoint written for other settings is ignored, not resumed
-    other = {**settings, "lr": 0.5}
-    assert checkpoint.load_checkpoint(checkpoint.checkpoint_path(ckpt), other) is None
+    spec, _, _ = run(tmp_path, tiny, epochs=2, keep_checkpoint=True)
+    saved = checkpoint.load_checkpoint(spec["checkpoint_dir"], trajectory_key(spec), 2)
+    assert saved["epoch"] == 2 and len(saved["metrics_rows"]) == 2
+    assert (Path(spec["checkpoint_dir"]) / "prev.pt").exists()  # epoch 1's, kept as a fallback
+    other = run_spec(tmp_path, lr=0.5)
+    assert checkpoint.load_checkpoint(spec["checkpoint_dir"], trajectory_key(other), 2) is None
 
 
 def test_same_settings_and_seed_give_bit_identical_metrics_on_cpu(tmp_path, tiny):
-    runs = [run(tmp_path, tiny, name=f"r{i}", flip=True, normalization="imagenet") for i in (1, 2)]
-    first, second = (untimed(read_metrics(out / "metrics.csv")) for _, _, out, _ in runs)
+    runs = [run(tmp_path / f"r{i}", tiny, flip=True, normalization="imagenet") for i in (1, 2)]
+    first, second = (untimed(read_metrics(out / "metrics.csv")) for _, _, out in runs)
     assert first == second
-    weights = [torch.load(out / "model.pt", weights_only=True) for _, _, out, _ in runs]
+    weights = [torch.load(out / "model.pt", weights_only=True) for _, _, out in runs]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-    _, _, out, _ = run(tmp_path, tiny, name="seed1", seed=1, flip=True, normalization="imagenet")
+    _, _, out = run(tmp_path / "s1", tiny, seed=1, flip=True, normalization="imagenet")
     assert untimed(read_metrics(out / "metrics.csv")) != first  # the seed matters
 
 
@@ -99,9 +113,8 @@ def test_epoch_batches_cover_every_sample_once_and_replay_per_seed_and_epoch(tin
     assert [len(y) for _, y in batches] == [20, 20, 20, 20, 16]
     images = torch.cat([x for x, _ in batches])
     assert images.dtype == torch.float32 and images.shape == (96, 3, 16, 16)
-    # the exact pixels of the split scaled to [0, 1] (the seed's ToTensor), in some order
     pixels = (images * 255).round().to(torch.uint8)
-    assert torch.equal(images, pixels.float() / 255)
+    assert torch.equal(images, pixels.float() / 255)  # the post's ToTensor
     original = split.images.permute(0, 3, 1, 2)
     assert sorted(p.numpy().tobytes() for p in pixels) == sorted(
         p.contiguous().numpy().tobytes() for p in original
@@ -115,8 +128,7 @@ def test_epoch_batches_cover_every_sample_once_and_replay_per_seed_and_epoch(tin
 
 def test_flip_mirrors_some_images_and_keeps_the_others(tiny):
     split = load_split(tiny, "train", CPU)
-    plain = BatchOptions(batch_size=96)
-    flipped = BatchOptions(batch_size=96, flip=True)
+    plain, flipped = BatchOptions(batch_size=96), BatchOptions(batch_size=96, flip=True)
     (x, _), (xf, _) = (next(train_batches(split, o, seed=0, epoch=1)) for o in (plain, flipped))
     same = [torch.equal(a, b) for a, b in zip(x, xf, strict=True)]
     mirrored = [torch.equal(a.flip(2), b) for a, b in zip(x, xf, strict=True)]
@@ -124,16 +136,16 @@ def test_flip_mirrors_some_images_and_keeps_the_others(tiny):
     assert 20 < sum(mirrored) < 76
 
 
-def test_evaluate_weights_the_last_partial_batch_exactly(tiny):
+def test_evaluate_weights_the_last_partial_batch_exactly(tmp_path, tiny):
     split = load_split(tiny, "test", CPU)  # 36 samples
+    settings = run_spec(tmp_path)["settings"]
     torch.manual_seed(0)
-    model = build_model(run_settings(), 6, 16)
-    runtime = Runtime(run_settings(), threads=1)
+    model = build_model(settings, 6, 16)
+    runtime = Runtime.for_settings(settings, threads=1)
     whole = evaluate(model, build_loss(), split, BatchOptions(36), runtime)
     partial = evaluate(model, build_loss(), split, BatchOptions(25), runtime)  # 25 + 11
     assert partial["loss"] == pytest.approx(whole["loss"], rel=1e-6)
     assert partial["acc"] == whole["acc"]
-    # and it is the per-sample mean, not the mean of the two batch means
     small = DeviceSplit(split.images[25:], split.labels[25:])
     big = DeviceSplit(split.images[:25], split.labels[:25])
     means = [
@@ -143,98 +155,223 @@ def test_evaluate_weights_the_last_partial_batch_exactly(tiny):
     assert abs((means[0] + means[1]) / 2 - partial["loss"]) > 1e-6
 
 
+def write_spec(spec: dict, root: Path) -> Path:
+    path = root / "settings" / f"{spec['name']}-{spec['seed']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def cli_args(spec, data, root):
+    out = root / "runs" / spec["run_id"]
+    return ["--settings", write_spec(spec, root), "--data-dir", data, "--out-dir", out,
+            "--threads", "1"]  # fmt: skip
+
+
 def cli(*args, timeout=300, **popen):
     command = [sys.executable, "-m", "hpstudy", "train", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **popen)
 
 
-def cli_args(settings, data, root):
-    return ["--settings", json.dumps(settings), "--data-dir", data, "--out-dir", root / "out",
-            "--checkpoint-dir", root / "ckpt", "--threads", "1"]  # fmt: skip
-
-
 def test_a_diverging_run_is_marked_and_the_job_succeeds(tmp_path, tiny):
-    settings = run_settings(optimizer="sgd", lr=1e6, epochs=3)
-    done = cli(*cli_args(settings, tiny, tmp_path))
+    spec = run_spec(tmp_path, optimizer="sgd", lr=1e6, epochs=3)
+    done = cli(*cli_args(spec, tiny, tmp_path))
     assert done.returncode == 0, done.stderr
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    out = tmp_path / "runs" / spec["run_id"]
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["diverged"] is True
-    rows = read_metrics(tmp_path / "out" / "metrics.csv")
+    rows = read_metrics(out / "metrics.csv")
     assert summary["diverged_epoch"] == int(rows[-1]["epoch"]) == summary["epochs_completed"]
     assert len(rows) < 3 and not math.isfinite(float(rows[-1]["train_loss"]))
     assert summary["final_train_loss"] is None  # strict JSON: non-finite becomes null
     assert "diverged at epoch" in done.stderr
 
 
-def test_cli_reads_settings_from_a_file(tmp_path, tiny):
-    settings_file = tmp_path / "settings.json"
-    settings_file.write_text(json.dumps(run_settings(epochs=1)))
-    args = cli_args(run_settings(), tiny, tmp_path)
-    args[1] = f"@{settings_file}"
-    assert hpstudy_cli.main(["train", *map(str, args)]) == 0
-    assert len(read_metrics(tmp_path / "out" / "metrics.csv")) == 1
-
-
 @pytest.mark.parametrize(
     ("settings_text", "message"),
-    [
-        ("{not json", "not valid JSON"),
-        (json.dumps({"seed": 0}), "The run settings lack run_id"),
-        (json.dumps(run_settings(model="vgg")), "model: 'vgg' is not known"),
-        (json.dumps(run_settings(batch_size=0)), "batch_size=0 must be a positive integer"),
-        ("@/nonexistent/settings.json", "Cannot read the settings file"),
-        (json.dumps(run_settings()), "manifest.json is missing"),
-    ],
+    [("{not json", "is not valid JSON"), (None, "Cannot read the run's settings file")],
 )
-def test_cli_reports_bad_input_in_one_paragraph_and_exit_1(
-    tmp_path, settings_text, message, capsys
+def test_cli_reports_an_unusable_settings_file_in_one_paragraph(
+    tmp_path, tiny, settings_text, message, capsys
 ):
-    args = cli_args(run_settings(), tmp_path / "no-dataset", tmp_path)
-    args[1] = settings_text
-    assert hpstudy_cli.main(["train", *map(str, args)]) == 1
+    path = tmp_path / "settings.json"
+    if settings_text is not None:
+        path.write_text(settings_text)
+    argv = [
+        "train",
+        "--settings",
+        str(path),
+        "--data-dir",
+        str(tiny),
+        "--out-dir",
+        str(tmp_path / "o"),
+    ]
+    assert hpstudy_cli.main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("hpstudy: error: ") and message in err and "Traceback" not in err
 
 
-def test_train_function_raises_for_incomplete_settings(tmp_path, tiny):
-    settings = run_settings()
-    del settings["optimizer"]
-    with pytest.raises(HpstudyError, match="optimizer"):
-        train(settings, tiny, tmp_path / "o", tmp_path / "c")
+def test_a_missing_dataset_is_one_paragraph(tmp_path, capsys):
+    spec = run_spec(tmp_path)
+    args = cli_args(spec, tmp_path / "no-dataset", tmp_path)
+    assert hpstudy_cli.main(["train", *map(str, args)]) == 1
+    err = capsys.readouterr().err
+    assert "manifest.json is missing" in err and err.count("\n") == 1
+
+
+def corrupt_copy(tiny: Path, dest: Path, how: str) -> Path:
+    """A copy of the tiny dataset whose train_x.npy was damaged after preprocessing."""
+    import shutil
+
+    data = Path(shutil.copytree(tiny, dest))
+    array = data / "train_x.npy"
+    raw = bytearray(array.read_bytes())
+    if how == "flipped":
+        raw[len(raw) // 2] ^= 0xFF
+        array.write_bytes(bytes(raw))
+    elif how == "truncated":
+        array.write_bytes(bytes(raw[: len(raw) - 1000]))
+    elif how == "objects":  # pickled objects, with a manifest updated to match
+        np.save(array, np.array([{"a": 1}] * 3, dtype=object), allow_pickle=True)
+        manifest = json.loads((data / "manifest.json").read_text())
+        import hashlib
+
+        manifest["sha256"]["train_x.npy"] = hashlib.sha256(array.read_bytes()).hexdigest()
+        manifest["bytes"]["train_x.npy"] = array.stat().st_size
+        (data / "manifest.json").write_text(json.dumps(manifest))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [("flipped", "sha256 differs"), ("truncated", "bytes where the manifest records"),
+     ("objects", "holds Python objects")],
+)  # fmt: skip
+def test_damaged_arrays_are_refused_with_the_file_and_the_fix(tmp_path, tiny, how, message):
+    data = corrupt_copy(tiny, tmp_path / "data", how)
+    spec = run_spec(tmp_path)
+    done = cli(*cli_args(spec, data, tmp_path))
+    assert done.returncode == 1
+    error = [line for line in done.stderr.splitlines() if line.startswith("hpstudy: error:")]
+    assert len(error) == 1 and "Traceback" not in done.stderr
+    assert str(data / "train_x.npy") in error[0] and message in error[0]
+    assert "snakemake --forcerun preprocess" in error[0]
+    assert not (tmp_path / "runs" / spec["run_id"] / "summary.json").exists()
+
+
+def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, tiny, caplog):
+    reference = run(tmp_path / "ref", tiny, epochs=3)[2]
+    expected = untimed(read_metrics(reference / "metrics.csv"))
+    spec = run_spec(tmp_path / "broken", epochs=3)
+    # train two epochs, keeping the checkpoints, then flip one byte of the newest
+    two = run_spec(tmp_path / "broken", epochs=2, keep_checkpoint=True)
+    assert two["checkpoint_dir"] == spec["checkpoint_dir"]  # one trajectory: epochs aside
+    train(two, tiny, tmp_path / "scratch", threads=1)
+    last = Path(spec["checkpoint_dir"]) / "last.pt"
+    raw = bytearray(last.read_bytes())
+    raw[-100] ^= 0x01
+    last.write_bytes(bytes(raw))
+    out = tmp_path / "broken" / "out"
+    with caplog.at_level(logging.INFO):
+        train(spec, tiny, out, threads=1)
+    assert (
+        "is corrupt" in caplog.text and "resuming" in caplog.text and "after epoch 1" in caplog.text
+    )
+    assert untimed(read_metrics(out / "metrics.csv")) == expected
+    # both damaged: start afresh, same numbers again
+    two = run_spec(tmp_path / "both", epochs=2, keep_checkpoint=True)
+    train(two, tiny, tmp_path / "scratch2", threads=1)
+    for name in ("last.pt", "prev.pt"):
+        path = Path(two["checkpoint_dir"]) / name
+        path.write_bytes(b"garbage" + path.read_bytes()[7:])
+    out = tmp_path / "both" / "out"
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        train(run_spec(tmp_path / "both", epochs=3), tiny, out, threads=1)
+    assert "resuming" not in caplog.text
+    assert untimed(read_metrics(out / "metrics.csv")) == expected
+
+
+def test_checkpoints_hold_only_what_weights_only_loading_accepts(tmp_path, tiny):
+    spec, _, _ = run(tmp_path, tiny, epochs=1, keep_checkpoint=True)
+    state = checkpoint.decode((Path(spec["checkpoint_dir"]) / "last.pt").read_bytes())
+    assert set(state["rng"]) == {"torch", "cuda"}  # nothing draws from Python's or NumPy's
+    assert state["trajectory"] == trajectory_key(spec)
+
+
+def test_a_second_trainer_on_the_same_run_refuses_at_once(tmp_path):
+    data = write_dataset(tmp_path / "data", size=32, train=600, test=60)
+    spec = run_spec(tmp_path, epochs=3)
+    args = list(map(str, cli_args(spec, data, tmp_path)))
+    first = subprocess.Popen([sys.executable, "-m", "hpstudy", "train", *args],
+                             stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        lock = Path(spec["lock_file"])
+        deadline = time.monotonic() + 60
+        while not (lock.exists() and lock.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.monotonic()
+        second = cli(*args)
+        assert time.monotonic() - started < 20 and second.returncode == 1
+        assert f"already being trained by pid {first.pid}" in second.stderr
+        assert "snakemake --unlock" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+    again = cli(*args)  # the lock died with its process
+    assert again.returncode == 0, again.stderr
+
+
+def test_stale_temporary_files_of_ended_processes_are_removed_by_their_owner(tmp_path, tiny):
+    spec = run_spec(tmp_path)
+    out = tmp_path / "runs" / spec["run_id"]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale, live = (
+            Path(str(temp_name(out / "metrics.csv")).replace(f"-{os.getpid()}@", f"-{pid}@"))
+            for pid in (dead, writer.pid)  # a process that ended, one still writing
+        )
+        for path in (stale, live):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("partial")
+        train(spec, tiny, out, threads=1)
+        assert not stale.exists() and live.exists()
+    finally:
+        writer.kill()
+        writer.wait()
 
 
 def test_resume_after_sigkill_mid_epoch_gives_identical_metrics(tmp_path):
     data = write_dataset(tmp_path / "data", size=32, train=600, test=60)
-    settings = run_settings(epochs=3, flip=True)
-    reference = cli(*cli_args(settings, data, tmp_path / "reference"))
+    spec = run_spec(tmp_path / "ref", epochs=3, flip=True)
+    reference = cli(*cli_args(spec, data, tmp_path / "ref"))
     assert reference.returncode == 0, reference.stderr
 
     root = tmp_path / "killed"
-    last = checkpoint.checkpoint_path(root / "ckpt")
+    spec = run_spec(root, epochs=3, flip=True)
+    last = Path(spec["checkpoint_dir"]) / "last.pt"
     job = subprocess.Popen([sys.executable, "-m", "hpstudy", "train", *map(str, cli_args(
-        settings, data, root))], stderr=subprocess.DEVNULL)  # fmt: skip
+        spec, data, root))], stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 120
     while not last.exists() and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.3)  # into the second epoch
     os.kill(job.pid, signal.SIGKILL)
     job.wait()
-    assert not (root / "out" / "summary.json").exists(), "killed too late: the run had finished"
-    assert len(read_metrics(root / "out" / "metrics.csv")) < 3
+    out = root / "runs" / spec["run_id"]
+    assert not (out / "summary.json").exists(), "killed too late: the run had finished"
+    assert len(read_metrics(out / "metrics.csv")) < 3
 
-    resumed = cli(*cli_args(settings, data, root))
+    resumed = cli(*cli_args(spec, data, root))
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
-    expected = untimed(read_metrics(tmp_path / "reference" / "out" / "metrics.csv"))
-    assert untimed(read_metrics(root / "out" / "metrics.csv")) == expected
-    ref_w = torch.load(tmp_path / "reference" / "out" / "model.pt", weights_only=True)
-    new_w = torch.load(root / "out" / "model.pt", weights_only=True)
+    ref_out = tmp_path / "ref" / "runs" / spec["run_id"]
+    assert untimed(read_metrics(out / "metrics.csv")) == untimed(
+        read_metrics(ref_out / "metrics.csv")
+    )
+    ref_w = torch.load(ref_out / "model.pt", weights_only=True)
+    new_w = torch.load(out / "model.pt", weights_only=True)
     assert all(torch.equal(ref_w[k], new_w[k]) for k in ref_w)
     assert not last.exists()
-
-
-def test_checkpoints_hold_only_what_weights_only_loading_accepts(tmp_path, tiny):
-    settings, _, _, ckpt = run(tmp_path, tiny, epochs=1, keep_checkpoint=True)
-    state = torch.load(Path(ckpt) / "last.pt", weights_only=True)
-    assert set(state["rng"]) == {"python", "numpy", "torch", "cuda"}
-    assert json.loads(state["settings_json"]) == settings

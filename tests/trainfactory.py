@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hpstudy import identity, plan
+from hpstudy.layout import Layout
+
 CLASSES = ["buildings", "forest", "glacier", "mountain", "sea", "street"]
 
 
@@ -46,31 +49,34 @@ def write_dataset(
         x, y = make_images(count, size, rng)
         for kind, array in (("x", x), ("y", y)):
             np.save(out / f"{split}_{kind}.npy", array)
-            digests[f"{split}_{kind}.npy"] = hashlib.sha256(array.tobytes()).hexdigest()
+            digests[f"{split}_{kind}.npy"] = hashlib.sha256(
+                (out / f"{split}_{kind}.npy").read_bytes()
+            ).hexdigest()
         per_class = {c: int((y == i).sum()) for i, c in enumerate(CLASSES)}
         splits[split] = {"count": count, "per_class": per_class, "x": f"{split}_x.npy",
                          "y": f"{split}_y.npy"}  # fmt: skip
+    sizes = {name: (out / name).stat().st_size for name in digests}
     manifest = {
         "name": name, "image_size": size, "classes": CLASSES, "splits": splits, "resized": 0,
-        "skipped": [], "sha256": digests,
-        "source": {"path": "generated", "sha256": "0" * 64, "size_bytes": 0},
+        "skipped": [], "sha256": digests, "bytes": sizes,
+        "source": {"sha256": "0" * 64, "size_bytes": 0},
     }  # fmt: skip
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return out
 
 
-def run_settings(**overrides) -> dict:
-    """A complete settings dict (one sweep row) for a tiny custom-CNN run on the CPU."""
-    settings = {
-        "run_id": "test/lr-1e-03/seed-0", "experiment": "test", "param": "lr", "value": "1e-03",
-        "seed": 0, "model": "custom", "pretrained": False, "weights": None,
-        "kernel_width": [3, 3, 3], "optimizer": "adam", "lr": 1e-3, "momentum": 0.9,
-        "weight_decay": 0.0, "batch_size": 20, "eval_batch_size": 25, "epochs": 2,
-        "normalization": "none", "flip": False, "precision": "auto", "deterministic": False,
-        "device": "cpu", "keep_checkpoint": False,
-    }  # fmt: skip
-    settings.update(overrides)
-    return settings
+# a tiny custom-CNN run on the CPU: the settings that differ from the schema's defaults
+TINY = {
+    "kernel_width": [3, 3, 3], "lr": 1e-3, "weight_decay": 0.0, "batch_size": 20,
+    "eval_batch_size": 25, "epochs": 2, "device": "cpu",
+}  # fmt: skip
+
+
+def run_spec(root: Path, seed: int = 0, variant: str = "tiny-16", **overrides) -> dict:
+    """The settings file content (what ``hpstudy train`` reads) of a tiny run below ``root``."""
+    settings = identity.canonical_settings({**TINY, **overrides})
+    run = plan.make_run(settings, seed, variant)
+    return plan.run_spec(run, Layout(runs=str(root / "runs"), checkpoints=str(root / "ckpt")))
 
 
 def read_metrics(path: Path) -> list[dict[str, str]]:

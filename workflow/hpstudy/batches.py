@@ -8,32 +8,14 @@ run sees exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from hpstudy.errors import HpstudyError
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def load_manifest(data_dir: str | Path) -> dict:
-    """The processed dataset's manifest.json (classes, image size, splits)."""
-    path = Path(data_dir) / "manifest.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError as err:
-        raise HpstudyError(
-            f"No processed dataset at {data_dir}: {path} is missing. Run the preprocess step "
-            "(`snakemake` builds it) or pass the folder that holds manifest.json as --data-dir."
-        ) from err
-    except json.JSONDecodeError as err:
-        raise HpstudyError(f"{path} is not valid JSON ({err}); rebuild the dataset.") from err
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -51,27 +33,6 @@ class DeviceSplit:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
-
-
-def load_split(data_dir: str | Path, split: str, device: torch.device) -> DeviceSplit:
-    """Read a processed split once (memory-mapped) and move it to ``device`` as uint8."""
-    manifest = load_manifest(data_dir)
-    entry = manifest.get("splits", {}).get(split)
-    if entry is None:
-        raise HpstudyError(
-            f"The dataset at {data_dir} has no {split!r} split in manifest.json; rebuild it."
-        )
-    x = np.load(Path(data_dir) / entry["x"], mmap_mode="r")
-    y = np.load(Path(data_dir) / entry["y"], mmap_mode="r")
-    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[3] != 3 or len(x) != len(y):
-        raise HpstudyError(
-            f"{Path(data_dir) / entry['x']} is not uint8 N x H x W x 3 matching its labels "
-            f"(got {x.dtype} {x.shape}, {len(y)} labels); rebuild the dataset."
-        )
-    # one host copy (the memory map is read-only), then one transfer to the device
-    images = torch.from_numpy(np.array(x, copy=True)).to(device)
-    labels = torch.from_numpy(np.array(y, dtype=np.int64, copy=True)).to(device)
-    return DeviceSplit(images, labels)
 
 
 @dataclass
@@ -94,8 +55,6 @@ def to_model_input(images: torch.Tensor, normalization: str, channels_last: bool
         mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
         x = x.sub_(mean).div_(std)
-    elif normalization != "none":
-        raise HpstudyError(f"normalization {normalization!r} is not known: use none or imagenet.")
     return x
 
 

@@ -1,131 +1,123 @@
 """Resume checkpoints: everything needed to continue a run exactly after its last full epoch.
 
-A checkpoint holds the model, optimizer and grad-scaler states, every random number generator's
-state (Python, NumPy, torch CPU and CUDA), the epoch and the metric rows so far. It is written
-atomically (temp file + rename), so a job killed at any moment leaves either the previous
-checkpoint or the new one, and it holds only tensors and plain containers so that it loads with
-``torch.load(weights_only=True)``.
+A checkpoint holds the model, optimizer and grad-scaler states, torch's random number
+generators (dropout draws from them; batches come from a generator keyed by seed and epoch),
+the epoch and the metric rows so far. It holds only tensors and plain containers, so it loads
+with ``torch.load(weights_only=True)``.
+
+Each file starts with the sha256 of what follows, checked when it is loaded. A save renames the
+previous checkpoint to ``prev.pt`` before the new one takes the name ``last.pt`` (both renames
+atomic), so a checkpoint that fails its digest -- a flipped byte on disk, a kill between the two
+renames -- falls back to the one before it, and only when neither is sound does the run start
+afresh.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import io
 import logging
 import os
-import random
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from hpstudy.atomic import atomic_path
+from hpstudy.atomic import atomic_path, clean_stale_temps, prune_empty_dirs
 
 LOG = logging.getLogger("hpstudy.checkpoint")
-CHECKPOINT_NAME = "last.pt"
-FORMAT_VERSION = 1
+LAST, PREVIOUS = "last.pt", "prev.pt"
+MAGIC = b"hpstudy-checkpoint 2\n"
+FORMAT_VERSION = 2
 
 
-def checkpoint_path(checkpoint_dir: str | os.PathLike) -> Path:
-    """Where a run's resume checkpoint lives."""
-    return Path(checkpoint_dir) / CHECKPOINT_NAME
+class CorruptCheckpoint(Exception):
+    """A checkpoint file whose digest or contents do not check out."""
 
 
-def capture_rng_states() -> dict:
-    """All RNG states, as tensors and plain values (accepted by ``weights_only`` loading)."""
-    py_version, py_state, py_gauss = random.getstate()
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-    states = {
-        "python": {
-            "version": py_version,
-            "state": torch.tensor(py_state, dtype=torch.int64),
-            "gauss": py_gauss,
-        },
-        "numpy": {
-            "name": np_name,
-            "keys": torch.from_numpy(np_keys.astype(np.int64)),
-            "pos": int(np_pos),
-            "has_gauss": int(np_has_gauss),
-            "gauss": float(np_gauss),
-        },
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-    }
-    return states
+def encode(state: dict) -> bytes:
+    """A checkpoint file's bytes: magic line, digest line, torch payload."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    return MAGIC + f"sha256 {hashlib.sha256(payload).hexdigest()}\n".encode() + payload
 
 
-def restore_rng_states(states: dict) -> None:
-    """Put back the RNG states saved by :func:`capture_rng_states`."""
-    py = states["python"]
-    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
-    nps = states["numpy"]
-    np.random.set_state(
-        (
-            nps["name"],
-            nps["keys"].numpy().astype(np.uint32),
-            nps["pos"],
-            nps["has_gauss"],
-            nps["gauss"],
-        )
-    )
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def save_checkpoint(
-    path: str | os.PathLike,
-    *,
-    settings: dict,
-    epoch: int,
-    model,
-    optimizer,
-    scaler,
-    metrics_rows: list[dict],
-) -> None:
-    """Write the resume checkpoint after ``epoch`` (1-based, complete) atomically."""
-    state = {
-        "format": FORMAT_VERSION,
-        "settings_json": json.dumps(settings, sort_keys=True),
-        "epoch": int(epoch),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else {},
-        "rng": capture_rng_states(),
-        "metrics_rows": [dict(row) for row in metrics_rows],
-    }
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def load_checkpoint(path: str | os.PathLike, settings: dict) -> dict | None:
-    """The checkpoint at ``path`` if it belongs to these settings, else None (fresh start).
-
-    A checkpoint written for other settings, or one that cannot be read, is ignored with a
-    warning: the run then starts from epoch 1 and overwrites it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return None
+def decode(data: bytes) -> dict:
+    """The state in a checkpoint file's bytes; raises CorruptCheckpoint when it does not verify."""
+    if not data.startswith(MAGIC):
+        raise CorruptCheckpoint("not an hpstudy checkpoint of this format")
+    digest_line, _, payload = data[len(MAGIC) :].partition(b"\n")
+    expected = digest_line.removeprefix(b"sha256 ").decode("ascii", "replace")
+    if hashlib.sha256(payload).hexdigest() != expected:
+        raise CorruptCheckpoint("its sha256 does not match its contents")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        LOG.warning("ignoring unreadable checkpoint %s (%s); starting afresh", path, err)
-        return None
-    if state.get("format") != FORMAT_VERSION:
-        LOG.warning("ignoring checkpoint %s of another format; starting afresh", path)
-        return None
-    if state.get("settings_json") != json.dumps(settings, sort_keys=True):
-        LOG.warning("ignoring checkpoint %s written for other settings; starting afresh", path)
-        return None
-    return state
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as err:  # a payload torch cannot read despite its digest
+        raise CorruptCheckpoint(f"torch cannot read it ({type(err).__name__})") from err
 
 
-def apply_checkpoint(state: dict, *, model, optimizer, scaler) -> None:
-    """Load model, optimizer, scaler and RNG states from a checkpoint into the live objects."""
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if scaler is not None and state["scaler"]:
-        scaler.load_state_dict(state["scaler"])
-    restore_rng_states(state["rng"])
+def save_checkpoint(checkpoint_dir: str | os.PathLike, state: dict) -> Path:
+    """Write ``state`` as ``last.pt`` in ``checkpoint_dir``, keeping the previous one."""
+    folder = Path(checkpoint_dir)
+    last = folder / LAST
+    data = encode({"format": FORMAT_VERSION, **state})
+    with atomic_path(last) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if last.exists():
+            os.replace(last, folder / PREVIOUS)
+    return last
+
+
+def load_checkpoint(
+    checkpoint_dir: str | os.PathLike, trajectory: str, max_epoch: int
+) -> dict | None:
+    """The newest sound checkpoint of this trajectory at or before ``max_epoch``, else None.
+
+    ``trajectory`` is the run's identity without its length (canonical JSON). A corrupt
+    ``last.pt`` falls back to ``prev.pt`` with a warning; one of another trajectory (other
+    settings or training code), or one beyond ``max_epoch``, is not used.
+    """
+    folder = Path(checkpoint_dir)
+    for name in (LAST, PREVIOUS):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            state = decode(path.read_bytes())
+        except (CorruptCheckpoint, OSError) as err:
+            LOG.warning("checkpoint %s is corrupt (%s); trying an earlier one", path, err)
+            continue
+        if state.get("trajectory") != trajectory:
+            LOG.warning("checkpoint %s belongs to other settings or code; not resumed", path)
+            return None
+        if state["epoch"] > max_epoch:
+            LOG.info("checkpoint %s is past epoch %d; not resumed", path, max_epoch)
+            continue
+        return state
+    return None
+
+
+def rng_state() -> dict:
+    """torch's generator states (CPU, and every GPU once CUDA is in use)."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    return {"torch": torch.get_rng_state(), "cuda": cuda}
+
+
+def restore_rng_state(state: dict) -> None:
+    """Put back what :func:`rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def remove_checkpoints(checkpoint_dir: str | os.PathLike, root: str | os.PathLike) -> None:
+    """Delete a finished trajectory's checkpoints and the folders they leave empty (up to
+    ``root``, the checkpoints folder)."""
+    folder = Path(checkpoint_dir)
+    for name in (LAST, PREVIOUS):
+        (folder / name).unlink(missing_ok=True)
+    clean_stale_temps(folder)
+    prune_empty_dirs(folder, root)

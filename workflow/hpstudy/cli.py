@@ -9,11 +9,11 @@ from __future__ import annotations
 import importlib
 import sys
 
-from hpstudy.errors import HpstudyError
+from hpstudy.errors import HpstudyError, disk_full, is_disk_full
 
 # command name -> module providing main(argv)
 COMMANDS: dict[str, str] = {
-    "sweep": "hpstudy.sweep",
+    "sweep": "hpstudy.plan",
     "train": "hpstudy.train",
     "fetch-weights": "hpstudy.weights",
     "fetch": "hpstudy.fetch",
@@ -24,7 +24,6 @@ COMMANDS: dict[str, str] = {
     "findings": "hpstudy.findings",
     "tensorboard": "hpstudy.tensorboard_log",
     "restore": "hpstudy.restore",
-    "dvc-metrics": "hpstudy.dvc_metrics",
 }
 
 
@@ -54,10 +53,11 @@ def run_guarded(entry, argv: list[str]) -> int:
     except HpstudyError as err:
         sys.stderr.write(f"hpstudy: error: {err}\n")
         return 1
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        sys.stderr.write(f"hpstudy: error: {disk_full(err.filename)}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("hpstudy: interrupted\n")
         return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Which device a run uses, at which precision, and which GPU of several it takes.
+"""Which device a run uses and which GPU of several it takes.
 
 ``claim_gpu`` must run before anything initialises CUDA: it picks a free GPU by taking a
 non-blocking ``flock`` on one lock file per device and sets ``CUDA_VISIBLE_DEVICES`` to it. The
@@ -23,9 +23,6 @@ import torch
 from hpstudy.errors import HpstudyError
 
 LOG = logging.getLogger("hpstudy.devices")
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -35,10 +32,6 @@ class GpuClaim:
     index: int
     lock_path: Path
     fd: int
-
-    def release(self) -> None:
-        """Give the GPU back before the process ends (tests; normally never needed)."""
-        os.close(self.fd)
 
 
 _HELD: list[GpuClaim] = []  # keeps the lock fds referenced for the life of the process
@@ -126,8 +119,6 @@ def claim_gpu(wait_s: float | None = None, poll_s: float = 0.5) -> GpuClaim | No
 
 def select_device(preference: str = "auto") -> torch.device:
     """The device to train on: ``auto`` picks CUDA, then MPS, then the CPU."""
-    if preference not in DEVICE_CHOICES:
-        raise HpstudyError(f"device {preference!r} is not known: use one of {DEVICE_CHOICES}.")
     mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if preference == "cuda" and not torch.cuda.is_available():
         raise HpstudyError(
@@ -141,41 +132,6 @@ def select_device(preference: str = "auto") -> torch.device:
     if preference == "auto":
         preference = "cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu"
     return torch.device(preference)
-
-
-def resolve_precision(preference: str, device: torch.device) -> torch.dtype:
-    """Compute dtype of the run: ``auto`` is bf16 on a CUDA GPU that has it, else fp16 on CUDA,
-    fp32 on the CPU and MPS. Mixed precision is only used on CUDA."""
-    if preference not in PRECISION_CHOICES:
-        raise HpstudyError(
-            f"precision {preference!r} is not known: use one of {PRECISION_CHOICES}."
-        )
-    if device.type != "cuda":
-        if preference in ("bf16", "fp16"):
-            LOG.warning(
-                "precision %s is only used on CUDA; training in fp32 on %s", preference, device.type
-            )
-        return torch.float32
-    if preference == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return _DTYPES[preference]
-
-
-def configure_backends(device: torch.device, deterministic: bool, threads: int) -> None:
-    """CPU threads, cuDNN autotuning and deterministic algorithms for the run."""
-    torch.set_num_threads(max(1, int(threads)))
-    if deterministic:
-        # cuBLAS needs a fixed workspace to be deterministic; must be set before its first use
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        # warn_only: a few CUDA backward kernels (e.g. ResNet18's adaptive average pool) are
-        # flagged as having no deterministic version; a warning in the log beats a crash
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not deterministic
-        torch.backends.cudnn.deterministic = deterministic
-        # TF32 would change fp32 numerics; fp32 runs stay true fp32 unless mixed precision is on
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
 
 
 def device_name(device: torch.device) -> str:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from hpstudy.atomic import atomic_path
 from hpstudy.errors import HpstudyError
-from hpstudy.models import load_imagenet_state_dict
+from hpstudy.models import PRETRAINED_MODELS
+from hpstudy.models.zoo import load_imagenet_state_dict
 
 LOCAL_FILE_HINT = (
     "download {url} on a machine with internet and either name it in the config "
@@ -66,7 +67,7 @@ def download(url: str, tmp: Path, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """``hpstudy fetch-weights``: fetch pretrained weights into a local file."""
     parser = argparse.ArgumentParser(prog="hpstudy fetch-weights", description=main.__doc__)
-    parser.add_argument("--model", default="resnet18", choices=["resnet18"])
+    parser.add_argument("--model", default="resnet18", choices=PRETRAINED_MODELS)
     parser.add_argument(
         "--out", required=True, help="e.g. resources/weights/resnet18-imagenet1k-v1.pth"
     )
@@ -80,7 +81,3 @@ def main(argv: list[str] | None = None) -> int:
     path = fetch_weights(args.model, args.out, args.source)
     print(f"weights ready: {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

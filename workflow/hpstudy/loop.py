@@ -1,0 +1,143 @@
+"""The training loop: what turns a run's settings and data into its numbers.
+
+``build_trainer`` seeds torch and builds the model, loss and optimizer in a fixed order;
+``train_one_epoch`` and ``evaluate`` are the torchvision-references pair; ``run_epoch`` gives one
+row of metrics.csv. Part of the code digest of every run (:mod:`hpstudy.identity`).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from hpstudy import devices
+from hpstudy.batches import BatchOptions, DeviceSplit, eval_batches, train_batches
+from hpstudy.models import build_model
+from hpstudy.optim import build_loss, build_optimizer
+from hpstudy.runtime import Runtime
+
+
+@dataclass
+class Trainer:
+    """Everything one run trains with."""
+
+    settings: dict
+    runtime: Runtime
+    model: nn.Module
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    train: DeviceSplit
+    test: DeviceSplit
+    train_options: BatchOptions
+    eval_options: BatchOptions
+
+
+def build_trainer(
+    settings: dict,
+    runtime: Runtime,
+    train: DeviceSplit,
+    test: DeviceSplit,
+    num_classes: int,
+    image_size: int,
+    weights_path=None,
+) -> Trainer:
+    """Seed torch from the run's seed, then build its model, loss and optimizer."""
+    torch.manual_seed(int(settings["seed"]))
+    model = build_model(settings, num_classes, image_size, weights_path)
+    model = model.to(runtime.device, memory_format=runtime.memory_format)
+    normalization, channels_last = settings["normalization"], runtime.channels_last
+    return Trainer(
+        settings=settings,
+        runtime=runtime,
+        model=model,
+        loss_fn=build_loss(),
+        optimizer=build_optimizer(settings, model.parameters()),
+        train=train,
+        test=test,
+        train_options=BatchOptions(
+            settings["batch_size"], normalization, bool(settings["flip"]), channels_last
+        ),
+        eval_options=BatchOptions(settings["eval_batch_size"], normalization, False, channels_last),
+    )
+
+
+def train_one_epoch(trainer: Trainer, epoch: int, progress=None) -> dict:
+    """One pass over the training split; exact per-sample mean loss and accuracy."""
+    model, runtime, split = trainer.model, trainer.runtime, trainer.train
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
+    correct = torch.zeros((), dtype=torch.int64, device=runtime.device)
+    for images, labels in train_batches(
+        split, trainer.train_options, trainer.settings["seed"], epoch
+    ):
+        with runtime.autocast():
+            logits = model(images)
+            loss = trainer.loss_fn(logits, labels)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        runtime.scaler.scale(loss).backward()
+        runtime.scaler.step(trainer.optimizer)
+        runtime.scaler.update()
+        # accumulate on the device: no host sync per batch; the batch mean times its size
+        # weights a partial last batch correctly
+        loss_sum += loss.detach().double() * labels.shape[0]
+        correct += (logits.argmax(1) == labels).sum()
+        if progress is not None:
+            progress.update(1)
+    return {"loss": loss_sum.item() / len(split), "acc": correct.item() / len(split)}
+
+
+def evaluate(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    split: DeviceSplit,
+    options: BatchOptions,
+    runtime: Runtime,
+) -> dict:
+    """Exact per-sample mean loss and accuracy on a split, in inference mode."""
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
+    correct = torch.zeros((), dtype=torch.int64, device=runtime.device)
+    with torch.inference_mode(), runtime.autocast():
+        for images, labels in eval_batches(split, options):
+            logits = model(images)
+            loss_sum += loss_fn(logits.float(), labels).double() * labels.shape[0]
+            correct += (logits.argmax(1) == labels).sum()
+    return {"loss": loss_sum.item() / len(split), "acc": correct.item() / len(split)}
+
+
+def run_epoch(trainer: Trainer, epoch: int) -> dict:
+    """Train and evaluate one epoch; returns its metrics row."""
+    runtime = trainer.runtime
+    if runtime.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(runtime.device)
+    n_batches = math.ceil(len(trainer.train) / trainer.train_options.batch_size)
+    progress = tqdm(
+        total=n_batches,
+        desc=f"epoch {epoch}/{trainer.settings['epochs']}",
+        file=sys.stderr,
+        mininterval=15,
+        leave=False,
+    )
+    start = time.perf_counter()
+    train_stats = train_one_epoch(trainer, epoch, progress)
+    devices.synchronize(runtime.device)
+    train_time = time.perf_counter() - start
+    progress.close()
+    test_stats = evaluate(
+        trainer.model, trainer.loss_fn, trainer.test, trainer.eval_options, runtime
+    )
+    eval_time = time.perf_counter() - start - train_time
+    return {
+        "epoch": epoch, "train_loss": train_stats["loss"], "train_acc": train_stats["acc"],
+        "test_loss": test_stats["loss"], "test_acc": test_stats["acc"],
+        "lr": trainer.optimizer.param_groups[0]["lr"], "epoch_time_s": train_time + eval_time,
+        "train_time_s": train_time, "eval_time_s": eval_time,
+        "train_images_per_s": len(trainer.train) / train_time,
+        "peak_memory_mb": devices.peak_memory_mb(runtime.device),
+    }  # fmt: skip
