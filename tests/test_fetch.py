@@ -119,7 +119,7 @@ def run_kaggle_fetch(url: str, project: Path, credentials: dict[str, str]):
         env.pop(name, None)
     env.update(HOME=str(home), KAGGLE_API_ENVIRONMENT="LOCALHOST", NO_PROXY="127.0.0.1")
     env.update(credentials)
-    argv = ["fetch", "--source", "kaggle", "--out", "data/raw/intel.zip", "--quiet"]
+    argv = ["fetch", "--source", "kaggle", "--out", "data/raw/intel.zip"]
     return subprocess.run(
         [sys.executable, "-c", RUNNER, url, *argv],
         cwd=project,
@@ -183,8 +183,7 @@ def test_kaggle_without_credentials_fails_cleanly(tmp_path, kaggle_server):
     for form in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "kaggle.json"):
         assert form in result.stderr
     assert "dataset.source: archive" in result.stderr and "dataset.archive" in result.stderr
-    assert handler.log == []  # checked up front: no request, no kaggle import side effects
-    assert not (tmp_path / "home" / ".config" / "kaggle").exists()
+    assert handler.log == []  # the client found nothing to try: no request was made
     assert not (tmp_path / "data").exists()
 
 
@@ -203,11 +202,12 @@ def test_kaggle_rejected_credentials(tmp_path, kaggle_server, credentials):
     assert_no_secret(result, tmp_path)
 
 
-def test_kaggle_inactive_token_is_named_not_reported_missing(tmp_path, kaggle_server):
+def test_kaggle_inactive_token_is_one_clear_error(tmp_path, kaggle_server):
     handler, url = kaggle_server
     result = run_kaggle_fetch(url, tmp_path, {"KAGGLE_API_TOKEN": "expired-token"})
     assert result.returncode == 1 and result.stdout == ""
-    assert "did not accept the credentials found in KAGGLE_API_TOKEN" in result.stderr
+    assert "a token it found was not accepted as active" in result.stderr
+    assert any(path.endswith("IntrospectToken") for _, path, _ in handler.log)  # kaggle asked
     assert "Authentication required" not in result.stderr  # kaggle's help text is swallowed
     assert not (tmp_path / "data" / "raw").exists()
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -78,12 +82,7 @@ def test_quirks_counts_skips_and_pixels(tmp_path, quirks):
     assert train["per_class"] == {"buildings": 5, "forest": 5, "glacier": 5}
     assert train["count"] == 15
     assert manifest["splits"]["test"]["per_class"] == {"buildings": 2, "forest": 2, "glacier": 3}
-    assert manifest["splits"]["pred"] == {
-        "count": 4,
-        "per_class": {},
-        "x": "pred_x.npy",
-        "y": "pred_y.npy",
-    }
+    assert set(manifest["splits"]) == {"train", "test"}  # seg_pred is opt-in
     assert manifest["resized"] == 2
     skipped = {entry["member"]: entry["reason"] for entry in manifest["skipped"]}
     assert set(skipped) == {
@@ -111,7 +110,14 @@ def test_quirks_counts_skips_and_pixels(tmp_path, quirks):
     assert np.abs(x[14].astype(int) - (200, 30, 30)).max() <= JPEG_TOLERANCE  # palette
     test_x = np.load(out / "test_x.npy")
     assert np.array_equal(test_x[-1], np.full((150, 150, 3), (10, 200, 40)))  # RGBA drops alpha
+    assert not (out / "pred_x.npy").exists()
+    # opted in, the unlabelled images get arrays and an index of their own, beside the manifest
+    pred = preprocess_archive(zip_path, out, size=150, threads=2, pred=True)
+    assert pred["splits"] == {
+        "pred": {"count": 4, "per_class": {}, "x": "pred_x.npy", "y": "pred_y.npy"}
+    }
     assert np.load(out / "pred_y.npy").tolist() == [-1] * 4
+    assert json.loads((out / "manifest.json").read_text()) == manifest  # untouched
 
 
 def test_manifest_records_hashes_and_is_written_last(tmp_path, quirks):
@@ -127,8 +133,9 @@ def test_manifest_records_hashes_and_is_written_last(tmp_path, quirks):
         assert hashlib.sha256((out / file_name).read_bytes()).hexdigest() == digest
     assert manifest["source"]["sha256"] == hashlib.sha256(zip_path.read_bytes()).hexdigest()
     assert manifest["source"]["size_bytes"] == zip_path.stat().st_size
-    # Everything was resized to 32 the way the seed did, and no temporary file is left.
-    assert manifest["resized"] == manifest["splits"]["train"]["count"] + 7 + 4
+    assert manifest["bytes"] == {name: (out / name).stat().st_size for name in manifest["sha256"]}
+    # Everything was resized to 32 the way the post did, and no temporary file is left.
+    assert manifest["resized"] == manifest["splits"]["train"]["count"] + 7
     assert sorted(p.name for p in out.iterdir()) == sorted([*manifest["sha256"], "manifest.json"])
     photo = np.load(out / "train_x.npy")[9]
     assert np.array_equal(photo, seed_pixels(quirks[1]["full"], 32))
@@ -148,11 +155,28 @@ def test_single_and_double_nesting_agree_and_threads_do_not_change_output(tmp_pa
     assert manifests[0]["splits"]["train"]["count"] == 9
 
 
-def test_no_pred_folder_means_no_pred_split(tmp_path):
-    zip_path = write_zip(tmp_path / "d.zip", solid_dataset(CLASSES, pred=0))
+def test_pred_members_are_passed_over_silently_unless_asked_for(tmp_path):
+    zip_path = write_zip(tmp_path / "d.zip", solid_dataset(CLASSES, pred=3))
     manifest = preprocess_archive(zip_path, tmp_path / "out", 16)
-    assert set(manifest["splits"]) == {"train", "test"}
+    assert set(manifest["splits"]) == {"train", "test"} and manifest["skipped"] == []
     assert not (tmp_path / "out" / "pred_x.npy").exists()
+
+
+def test_an_unchanged_manifest_is_not_rewritten_and_stale_temps_are_removed(tmp_path):
+    zip_path = write_zip(tmp_path / "d.zip", solid_dataset(CLASSES))
+    out = tmp_path / "out"
+    preprocess_archive(zip_path, out, 16)
+    manifest = out / "manifest.json"
+    os.utime(manifest, ns=(1_000_000_000, 1_000_000_000))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    stale = out / f".train_x.partial.npy.tmp-{dead}@{socket.gethostname()}"
+    stale.write_bytes(b"\0" * 4096)  # what a killed preprocess leaves
+    preprocess_archive(zip_path, out, 16)
+    assert manifest.stat().st_mtime_ns == 1_000_000_000, "same content: the file stays as it was"
+    assert not stale.exists()
+    preprocess_archive(zip_path, out, 24)  # other content: rewritten
+    assert manifest.stat().st_mtime_ns != 1_000_000_000
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import hashlib
 import io
-import json
 import os
 import shutil
 import sys
@@ -136,59 +135,12 @@ def fetch_archive(src: str | os.PathLike, out_zip: str | os.PathLike) -> None:
 # --------------------------------------------------------------------------- kaggle (network)
 
 
-def _kaggle_config_dir() -> Path:
-    """The folder where the kaggle package looks for kaggle.json (mirrors kaggle 2.x)."""
-    configured = os.environ.get("KAGGLE_CONFIG_DIR")
-    if configured:
-        return Path(configured)
-    home_dir = Path.home() / ".kaggle"
-    if sys.platform.startswith("linux") and not home_dir.exists():
-        xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-        return Path(xdg) / "kaggle"
-    return home_dir
-
-
-def _read_kaggle_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def kaggle_credential_source() -> str | None:
-    """Name the credential form the kaggle package would use, or ``None`` when there is none.
-
-    Only the *kind* of credential is returned, never its value.
-    """
-    token = os.environ.get("KAGGLE_API_TOKEN")
-    if token:
-        return "KAGGLE_API_TOKEN"
-    kaggle_dir = Path.home() / ".kaggle"
-    for name in ("access_token", "access_token.txt"):
-        path = kaggle_dir / name
-        if path.is_file() and path.read_text().strip():
-            return f"~/.kaggle/{name}"
-    # kaggle merges kaggle.json with KAGGLE_* variables (the variables win), then needs both.
-    config_file = _kaggle_config_dir() / "kaggle.json"
-    merged = _read_kaggle_json(config_file) if config_file.is_file() else {}
-    for key in ("username", "key"):
-        if os.environ.get(f"KAGGLE_{key.upper()}"):
-            merged[key] = os.environ[f"KAGGLE_{key.upper()}"]
-    if merged.get("username") and merged.get("key"):
-        return "KAGGLE_USERNAME/KAGGLE_KEY or kaggle.json"
-    if (kaggle_dir / "credentials.json").is_file():
-        return "~/.kaggle/credentials.json (kaggle auth login)"
-    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") and os.environ.get("KAGGLE_API_V1_TOKEN"):
-        return "Kaggle notebook token"
-    return None
-
-
 def _no_credentials_error(dataset: str) -> HpstudyError:
     return HpstudyError(
-        f"Cannot download the Kaggle dataset {dataset}: no Kaggle credentials were found. "
-        f"Provide one of: {CREDENTIAL_FORMS}. Create a token at "
-        f"https://www.kaggle.com/settings/api. {ARCHIVE_ALTERNATIVE}"
+        f"Cannot download the Kaggle dataset {dataset}: the kaggle client found no credentials "
+        "it could use (none are set, or a token it found was not accepted as active). Provide "
+        f"one of: {CREDENTIAL_FORMS}. Create a token at https://www.kaggle.com/settings/api. "
+        f"{ARCHIVE_ALTERNATIVE}"
     )
 
 
@@ -203,17 +155,9 @@ def _kaggle_output_to(stream):
         yield
 
 
-def _rejected_credentials_error(dataset: str, source: str) -> HpstudyError:
-    return HpstudyError(
-        f"Kaggle did not accept the credentials found in {source} for {dataset}: the token "
-        "or key is wrong, expired or revoked. Create a new one at "
-        f"https://www.kaggle.com/settings/api and provide it as {CREDENTIAL_FORMS}. "
-        f"{ARCHIVE_ALTERNATIVE}"
-    )
-
-
-def _authenticated_kaggle_api(dataset: str, source: str):
-    """Import kaggle lazily and authenticate, turning its exit/print into an HpstudyError."""
+def _authenticated_kaggle_api(dataset: str):
+    """Import kaggle lazily and let it find and check its own credentials, turning its
+    exit and printed help into one HpstudyError."""
     captured = io.StringIO()
     try:
         with _kaggle_output_to(captured):
@@ -225,8 +169,8 @@ def _authenticated_kaggle_api(dataset: str, source: str):
             api.args = [arg for arg in api.args if arg not in ("--verbose", "-v")]
             api.authenticate()
     except SystemExit:
-        # kaggle exits when every credential it found was refused (e.g. an inactive token).
-        raise _rejected_credentials_error(dataset, source) from None
+        # kaggle exits when it finds no credential it can use (none, or an inactive token).
+        raise _no_credentials_error(dataset) from None
     except Exception as err:  # noqa: BLE001 - any failure here is an authentication failure
         raise _kaggle_http_error(err, dataset) from None
     return api
@@ -280,7 +224,7 @@ def download_dir_for(out_zip: Path) -> Path:
     return out_zip.parent.parent / f".download-{out_zip.stem}"
 
 
-def fetch_kaggle(dataset: str, out_zip: str | os.PathLike, quiet: bool = False) -> None:
+def fetch_kaggle(dataset: str, out_zip: str | os.PathLike) -> None:
     """Download the Kaggle dataset ``dataset`` (owner/slug) as one zip to ``out_zip``.
 
     The zip is assembled outside ``out_zip``'s folder, CRC-checked and only then renamed into
@@ -293,16 +237,13 @@ def fetch_kaggle(dataset: str, out_zip: str | os.PathLike, quiet: bool = False) 
             f"The Kaggle dataset {dataset!r} is not of the form owner/slug "
             "(e.g. puneet6060/intel-image-classification)."
         )
-    source = kaggle_credential_source()
-    if source is None:
-        raise _no_credentials_error(dataset)
-    api = _authenticated_kaggle_api(dataset, source)
+    api = _authenticated_kaggle_api(dataset)
     workdir = download_dir_for(out_zip)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         # kaggle's messages and progress go to the log (stderr), never to stdout.
         with _kaggle_output_to(sys.stderr):
-            api.dataset_download_files(dataset, path=str(workdir), unzip=False, quiet=quiet)
+            api.dataset_download_files(dataset, path=str(workdir), unzip=False, quiet=False)
     except SystemExit:
         raise _no_credentials_error(dataset) from None
     except Exception as err:  # noqa: BLE001 - kaggle raises many types; all mean "failed"
@@ -352,7 +293,7 @@ def fetch(args: argparse.Namespace) -> dict:
             )
         fetch_archive(args.archive, out_zip)
         return write_sidecar(out_zip, "archive", archive=str(args.archive))
-    fetch_kaggle(args.kaggle_dataset, out_zip, quiet=args.quiet)
+    fetch_kaggle(args.kaggle_dataset, out_zip)
     return write_sidecar(out_zip, "kaggle", kaggle_dataset=args.kaggle_dataset)
 
 
@@ -367,7 +308,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--kaggle-dataset", default=KAGGLE_DATASET, help="owner/slug")
     parser.add_argument("--test-fraction", type=float, default=0.2, help="digits only")
     parser.add_argument("--split-seed", type=int, default=0, help="digits only")
-    parser.add_argument("--quiet", action="store_true", help="no download progress")
     return parser
 
 
@@ -380,7 +320,3 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

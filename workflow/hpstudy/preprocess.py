@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hpstudy.atomic import atomic_path, atomic_write_json
-from hpstudy.errors import HpstudyError
+from hpstudy.atomic import atomic_path, atomic_write_text, clean_stale_temps, json_text, temp_name
+from hpstudy.errors import HpstudyError, disk_full, is_disk_full
 from hpstudy.fetch import sha256_file
 from hpstudy.images import decode_image_into, strict_decoding
 from hpstudy.zipcheck import open_zip, safe_members
@@ -30,6 +30,7 @@ from hpstudy.zipcheck import open_zip, safe_members
 SPLIT_FOLDERS = {"seg_train": "train", "seg_test": "test", "seg_pred": "pred"}
 SPLITS = ("train", "test", "pred")
 MANIFEST = "manifest.json"
+PRED_INDEX = "pred.json"
 CHUNK = 64  # images per thread-pool task: large enough to amortise scheduling
 PROGRESS_SECONDS = 5.0  # keeps the rule's log short
 
@@ -249,9 +250,9 @@ def write_split(reader, members: SplitMembers, classes, out_dir: Path, split: st
     """Decode one split into ``<split>_x.npy`` / ``<split>_y.npy``; returns its summary."""
     size = reader.size
     final_x, final_y = out_dir / f"{split}_x.npy", out_dir / f"{split}_y.npy"
-    # Not atomic.temp_name(final_x): compaction writes final_x through that name while
-    # still reading this file.
-    tmp_x = out_dir / f".{final_x.name}.decoding-{os.getpid()}"
+    # decoded into a temporary file of its own name: compaction writes final_x through
+    # final_x's temporary name while still reading this one
+    tmp_x = temp_name(out_dir / f"{split}_x.partial.npy")
     shape = (len(members.infos), size, size, 3)
     try:
         sink = NpyRowFile(tmp_x, shape)
@@ -264,6 +265,10 @@ def write_split(reader, members: SplitMembers, classes, out_dir: Path, split: st
             os.replace(tmp_x, final_x)
         else:
             _compact(tmp_x, keep, final_x)
+    except OSError as err:
+        if is_disk_full(err):
+            raise disk_full(final_x) from err
+        raise
     finally:
         tmp_x.unlink(missing_ok=True)
     index = {name: i for i, name in enumerate(classes)}
@@ -285,12 +290,27 @@ def write_split(reader, members: SplitMembers, classes, out_dir: Path, split: st
     return summary, sum(outcome is True for outcome in outcomes), skipped
 
 
-def _remove_stale_outputs(out_dir: Path) -> None:
-    # The old manifest goes first: from here on the folder never claims to be complete.
-    (out_dir / MANIFEST).unlink(missing_ok=True)
-    for split in SPLITS:
-        for kind in ("x", "y"):
-            (out_dir / f"{split}_{kind}.npy").unlink(missing_ok=True)
+def _set_aside(path: Path) -> Path | None:
+    """Move an existing index file to a temporary name (the folder then no longer claims to be
+    complete); returns that name, or None when there was none."""
+    if not path.exists():
+        return None
+    aside = temp_name(path)
+    os.replace(path, aside)
+    return aside
+
+
+def _put_index(path: Path, record: dict, aside: Path | None) -> None:
+    """Write the index file (manifest.json, pred.json) last. When its content is what the set-
+    aside one held, the old file goes back in place unchanged (same modification time), so
+    training jobs that depend on it do not look outdated."""
+    text = json_text(record)
+    if aside is not None and aside.read_text(encoding="utf-8") == text:
+        os.replace(aside, path)
+        return
+    atomic_write_text(path, text)
+    if aside is not None:
+        aside.unlink(missing_ok=True)
 
 
 def preprocess_archive(
@@ -299,12 +319,15 @@ def preprocess_archive(
     size: int,
     threads: int = 1,
     name: str | None = None,
+    pred: bool = False,
 ) -> dict:
     """Preprocess the Kaggle-layout zip at ``zip_path`` into ``out_dir``; returns the manifest.
 
-    Writes ``{train,test[,pred]}_{x,y}.npy`` (uint8 NHWC images, int64 labels, -1 for pred)
-    and, last, ``manifest.json``. Raises :class:`HpstudyError` for a missing or corrupt zip,
-    an unsafe member (before anything is written), a zip without train/test images, or
+    Writes ``{train,test}_{x,y}.npy`` (uint8 NHWC images, int64 labels) and, last,
+    ``manifest.json`` with each array's size and sha256. With ``pred``, decodes only the
+    unlabelled ``seg_pred`` images instead, into ``pred_{x,y}.npy`` and ``pred.json`` (nothing
+    trains on them; they are opt-in). Raises :class:`HpstudyError` for a missing or corrupt
+    zip, an unsafe member (before anything is written), a zip without train/test images, or
     train/test class folders that differ.
     """
     zip_path, out_dir = Path(zip_path), Path(out_dir)
@@ -314,15 +337,19 @@ def preprocess_archive(
         infos = safe_members(archive)
     splits, skipped = collect_members(infos)
     classes = class_list(zip_path, splits)
+    wanted = ("pred",) if pred else ("train", "test")
+    index = out_dir / (PRED_INDEX if pred else MANIFEST)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_outputs(out_dir)
+    clean_stale_temps(out_dir)
+    aside = _set_aside(index)
+    for split in wanted:
+        for kind in ("x", "y"):
+            (out_dir / f"{split}_{kind}.npy").unlink(missing_ok=True)
     reader = ZipImageReader(zip_path, size)
     summaries, resized = {}, 0
     try:
         with strict_decoding():
-            for split in SPLITS:
-                if split == "pred" and not splits["pred"].infos:
-                    continue
+            for split in wanted:
                 summary, split_resized, split_skipped = write_split(
                     reader, splits[split], classes, out_dir, split, threads
                 )
@@ -339,13 +366,10 @@ def preprocess_archive(
         "resized": resized,
         "skipped": sorted(skipped, key=lambda entry: entry["member"]),
         "sha256": {output: sha256_file(out_dir / output) for output in outputs},
-        "source": {
-            "path": str(zip_path),
-            "sha256": sha256_file(zip_path),
-            "size_bytes": zip_path.stat().st_size,
-        },
+        "bytes": {output: (out_dir / output).stat().st_size for output in outputs},
+        "source": {"sha256": sha256_file(zip_path), "size_bytes": zip_path.stat().st_size},
     }
-    atomic_write_json(out_dir / MANIFEST, manifest)
+    _put_index(index, manifest, aside)
     return manifest
 
 
@@ -360,13 +384,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, required=True, help="output height = width")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--name", help="dataset name in the manifest (default: zip name)")
+    parser.add_argument(
+        "--pred", action="store_true", help="decode only the unlabelled seg_pred images"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``hpstudy preprocess``."""
     args = build_parser().parse_args(argv)
-    manifest = preprocess_archive(args.archive, args.out_dir, args.size, args.threads, args.name)
+    manifest = preprocess_archive(
+        args.archive, args.out_dir, args.size, args.threads, args.name, pred=args.pred
+    )
     counts = ", ".join(f"{split} {s['count']}" for split, s in manifest["splits"].items())
     print(
         f"hpstudy preprocess: {args.out_dir}: {counts} images in {len(manifest['classes'])} "
@@ -376,7 +405,3 @@ def main(argv: list[str] | None = None) -> int:
     for entry in manifest["skipped"]:
         print(f"  skipped {entry['member']}: {entry['reason']}", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
