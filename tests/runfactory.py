@@ -1,51 +1,25 @@
-"""Synthetic run folders in the training step's contract format, with chosen curves.
+"""Synthetic run folders in the training step's format, with chosen curves.
 
-``write_run`` writes ``params.json``, ``metrics.csv`` and ``summary.json`` exactly as the
-training step does, so the results stage can be tested without training anything.
+``write_run`` writes ``params.json``, ``metrics.csv``, ``summary.json`` and ``model.pt`` exactly
+where and as the training step does (the run's identity, name and folder come from the real
+``hpstudy.identity`` and ``hpstudy.layout``), so the results stage can be tested without
+training anything. ``Sweep`` groups runs into studies and aggregates them.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from hpstudy import aggregate, identity, layout
 from hpstudy.run_files import METRIC_COLUMNS
+from hpstudy.tables import read_table
 
-DEFAULT_SETTINGS = {
-    "model": "custom",
-    "pretrained": False,
-    "weights": None,
-    "kernel_width": [5, 5, 7],
-    "optimizer": "adam",
-    "lr": 1e-4,
-    "momentum": 0.9,
-    "weight_decay": 0.0,
-    "batch_size": 256,
-    "eval_batch_size": 500,
-    "epochs": 10,
-    "normalization": "none",
-    "flip": False,
-    "precision": "fp32",
-    "deterministic": False,
-    "device": "auto",
-    "keep_checkpoint": False,
-    "dataset": "intel-image-classification-150",
-    "image_size": 150,
-    "num_classes": 6,
-}
-
-
-def label(value) -> str:
-    """A run-id label for a value (the sweep's own formatter is not needed here)."""
-    if isinstance(value, list | tuple):
-        return "-".join(str(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:.0e}" if value and abs(value) < 1e-3 else f"{value:g}"
-    return str(value)
+POST_DATA = {"name": "intel-image-classification", "image_size": 150, "num_classes": 6}
 
 
 def approach(start: float, end: float, epochs: int = 10) -> list[float]:
@@ -54,99 +28,119 @@ def approach(start: float, end: float, epochs: int = 10) -> list[float]:
     return [float(v) for v in end + (start - end) * np.exp(-t / (epochs / 3))]
 
 
+def _per_epoch(value: float | Sequence[float], n: int) -> list[float]:
+    return [float(v) for v in value] if isinstance(value, Sequence) else [float(value)] * n
+
+
 def write_run(
     runs_dir: str | Path,
     *,
-    experiment: str = "learning_rate",
-    param: str = "lr",
-    value=1e-4,
     seed: int = 0,
+    data: dict | None = None,
     train_loss: Sequence[float] | None = None,
     test_loss: Sequence[float] | None = None,
     test_acc: Sequence[float] | None = None,
     epoch_time_s: float | Sequence[float] = 2.0,
     peak_memory_mb: float | Sequence[float] = 100.0,
     param_count: int = 1000,
+    conv_param_count: int | None = None,
     diverged: bool = False,
-    run_id: str | None = None,
     **settings,
-) -> Path:
-    """Write one run folder below ``runs_dir`` and return it.
+) -> str:
+    """Write one finished run below ``runs_dir``; returns its run id.
 
-    ``value`` is the swept value (set as ``settings[param]`` too); curves default to a healthy
-    run of ``settings['epochs']`` epochs. A diverged run stops with a non-finite train loss."""
-    params = dict(DEFAULT_SETTINGS)
-    params.update(settings)
-    params[param] = value
-    run_id = run_id or f"{experiment}/{param}-{label(value)}/seed-{seed}"
-    params.update(run_id=run_id, experiment=experiment, param=param, value=label(value), seed=seed)
-    n = len(test_acc) if test_acc is not None else params["epochs"]
+    ``settings`` are training settings (the rest take the schema's defaults); curves default
+    to a healthy run of ``settings['epochs']`` epochs; a diverged run ends in a non-finite
+    train loss."""
+    data = {**POST_DATA, **(data or {})}
+    full = identity.canonical_settings(settings)
+    ident = identity.run_identity(full, seed)
+    name = identity.run_name(ident)
+    variant = f"{data['name']}-{data['image_size']}"
+    run_id = layout.run_id(variant, name, seed)
+    n = len(test_acc) if test_acc is not None else full["epochs"]
     train_loss = list(train_loss) if train_loss is not None else approach(1.6, 0.3, n)
     test_loss = list(test_loss) if test_loss is not None else approach(1.7, 0.5, n)
     test_acc = list(test_acc) if test_acc is not None else approach(0.3, 0.85, n)
     if diverged:
         train_loss[-1] = math.nan
-    times = _per_epoch(epoch_time_s, n)
-    memory = _per_epoch(peak_memory_mb, n)
+    times, memory = _per_epoch(epoch_time_s, n), _per_epoch(peak_memory_mb, n)
     rows = [
         [e + 1, train_loss[e], min(1.0, test_acc[e] + 0.05), test_loss[e], test_acc[e],
-         params["lr"], times[e], 0.8 * times[e], 0.2 * times[e], 1000 / times[e], memory[e]]
+         full["lr"], times[e], 0.8 * times[e], 0.2 * times[e], 1000 / times[e], memory[e]]
         for e in range(n)
     ]  # fmt: skip
+    params = {
+        "run_id": run_id, "variant": variant, "name": name, "seed": seed, "identity": ident,
+        "trajectory": identity.run_name(identity.trajectory_identity(ident)), "settings": full,
+        "data": {**data, "classes": [f"c{i}" for i in range(data["num_classes"])]},
+    }  # fmt: skip
+    finite = [(a, e + 1) for e, a in enumerate(test_acc) if math.isfinite(a)]
+    best_acc, best_epoch = max(finite, key=lambda v: (v[0], -v[1]))
+    min_loss, min_epoch = min((v, e + 1) for e, v in enumerate(test_loss))
+    conv = param_count // 2 if conv_param_count is None else conv_param_count
+    summary = {
+        "run_id": run_id, "final_test_acc": test_acc[-1], "best_test_acc": best_acc,
+        "best_epoch": best_epoch,
+        "final_train_loss": None if diverged else train_loss[-1],
+        "final_test_loss": test_loss[-1], "min_test_loss": min_loss,
+        "min_test_loss_epoch": min_epoch, "epochs_completed": n, "diverged": diverged,
+        "diverged_epoch": n if diverged else None, "total_time_s": float(sum(times)),
+        "mean_epoch_time_s": float(np.mean(times)), "param_count": param_count,
+        "conv_param_count": conv, "fc_param_count": param_count - conv,
+        "peak_memory_mb": float(max(memory)), "device": "cpu", "device_name": "test cpu",
+        "torch_version": "0", "git_revision": "abc", "params": params,
+    }  # fmt: skip
     run_dir = Path(runs_dir) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "params.json").write_text(json.dumps(params, indent=2))
-    lines = [",".join(METRIC_COLUMNS)] + [",".join(str(v) for v in row) for row in rows]
+    lines = [",".join(METRIC_COLUMNS)] + [",".join(repr(v) for v in row) for row in rows]
     (run_dir / "metrics.csv").write_text("\n".join(lines) + "\n")
-    best = int(np.nanargmax(test_acc))
-    summary = {
-        "run_id": run_id,
-        "experiment": experiment,
-        "final_test_acc": test_acc[-1],
-        "best_test_acc": test_acc[best],
-        "best_epoch": best + 1,
-        "final_train_loss": train_loss[-1],
-        "final_test_loss": test_loss[-1],
-        "epochs_completed": n,
-        "diverged": diverged,
-        "diverged_epoch": n if diverged else None,
-        "total_time_s": float(sum(times)),
-        "mean_epoch_time_s": float(np.mean(times)),
-        "param_count": param_count,
-        "device": "cpu",
-        "device_name": "test cpu",
-        "torch_version": "0",
-        "git_revision": "abc",
-        "peak_memory_mb": float(max(memory)),
-        "settings": params,
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
-    return run_dir
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    (run_dir / "model.pt").write_bytes(b"weights")
+    return run_id
 
 
-def _per_epoch(value: float | Sequence[float], n: int) -> list[float]:
-    return [float(v) for v in value] if isinstance(value, Sequence) else [float(value)] * n
+class Sweep:
+    """Studies of synthetic runs under ``root``, aggregated into ``root/results``."""
 
+    def __init__(self, root: str | Path, data: dict | None = None) -> None:
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+        self.out = self.root / "results"
+        self.data = data
+        self.membership: dict[str, dict] = {}
 
-def write_study(
-    runs_dir: str | Path,
-    experiment: str,
-    param: str,
-    values: Sequence,
-    seeds: Sequence[int] = (0,),
-    curves=None,
-    **settings,
-) -> list[Path]:
-    """Write one run per value x seed; ``curves(value, seed)`` returns extra ``write_run``
-    keyword arguments (curves, times, sizes) for that run."""
-    dirs = []
-    for value in values:
-        for seed in seeds:
-            extra = dict(settings)
-            extra.update(curves(value, seed) if curves else {})
-            dirs.append(
-                write_run(
-                    runs_dir, experiment=experiment, param=param, value=value, seed=seed, **extra
-                )
-            )
-    return dirs
+    def study(
+        self,
+        name: str,
+        param: str | Sequence[str],
+        points: Sequence,
+        seeds: Sequence[int] = (0,),
+        curves: Callable | None = None,
+        **settings,
+    ) -> list[str]:
+        """One run per point and seed. ``param`` is a key (``points`` its values) or a list of
+        keys (``points`` tuples of values); ``curves(point, seed)`` returns extra
+        ``write_run`` arguments for that run."""
+        keys = [param] if isinstance(param, str) else list(param)
+        entry = self.membership.setdefault(name, {"params": keys, "mode": "product", "points": []})
+        run_ids = []
+        for point in points:
+            values = dict(zip(keys, [point] if isinstance(param, str) else point, strict=True))
+            for seed in seeds:
+                extra = {**settings, **(curves(point, seed) if curves else {})}
+                data = extra.pop("data", self.data)
+                run_id = write_run(self.runs_dir, seed=seed, data=data, **{**extra, **values})
+                entry["points"].append({"run_id": run_id, "values": values})
+                run_ids.append(run_id)
+        return run_ids
+
+    def aggregate(self) -> dict[str, Path]:
+        """Write the results tables; returns their paths by file name."""
+        return aggregate.write_results(self.runs_dir, self.membership, self.out)
+
+    def tables(self, *names: str):
+        """Aggregate, then read back the named tables (default: summary and metrics)."""
+        paths = self.aggregate()
+        return [read_table(paths[n]) for n in (names or ("summary.csv", "metrics.csv"))]

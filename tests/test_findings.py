@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from runfactory import approach, write_run
+from runfactory import Sweep, approach
 
-from hpstudy import aggregate, findings
+from hpstudy import findings
 from hpstudy.cli import main as cli_main
 from hpstudy.findings import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN
 
@@ -14,23 +14,22 @@ HEALTHY = {"test_acc": approach(0.3, 0.8, 6), "test_loss": approach(1.5, 0.6, 6)
            "train_loss": approach(1.6, 0.5, 6)}  # fmt: skip
 
 
-def tables(run_dirs):
-    """(summary, metrics) of some run folders."""
-    runs = [aggregate.load_run(d) for d in run_dirs]
-    return aggregate.build_summary_table(runs), aggregate.build_metrics_table(runs)
+def study(root, name, param, values, curves, seeds=(0,), **settings):
+    """(summary, metrics) of one synthetic study; ``curves(value, seed)`` gives its curves."""
+    sweep = Sweep(root)
+    sweep.study(name, param, values, seeds=seeds, curves=curves, **settings)
+    return sweep.tables()
 
 
 def lr_study(root, per_value, seeds=(0,), experiment="learning_rate"):
     """A learning-rate study; ``per_value[lr]`` overrides the healthy curves of that rate
     (a callable gets the seed)."""
-    dirs = []
-    for lr in LRS:
-        for seed in seeds:
-            curves = per_value.get(lr, {})
-            curves = curves(seed) if callable(curves) else curves
-            dirs.append(write_run(root, experiment=experiment, param="lr", value=lr, seed=seed,
-                                  epochs=6, **{**HEALTHY, **curves}))  # fmt: skip
-    return tables(dirs)
+
+    def curves(lr, seed):
+        extra = per_value.get(lr, {})
+        return {**HEALTHY, **(extra(seed) if callable(extra) else extra)}
+
+    return study(root, experiment, "lr", LRS, curves, seeds=seeds, epochs=6)
 
 
 def ends_at(final, epochs=6, start=0.3):
@@ -53,7 +52,7 @@ def test_middle_learning_rate_beats_both_ends(tmp_path, finals, expected):
     summary, metrics = lr_study(tmp_path, per_value)
     found = verdict(findings.compute_findings(summary, metrics), "Learning rate", "middle")
     assert found.verdict == expected
-    assert "percentage points" in found.threshold
+    assert "points" in found.threshold
 
 
 @pytest.mark.parametrize(
@@ -104,12 +103,9 @@ def test_overfitting_at_the_best_learning_rate_names_the_epoch(tmp_path):
 
 
 def batch_study(root, accs, times):
-    dirs = [
-        write_run(root, experiment="bs", param="batch_size", value=bs, epochs=4,
-                  test_acc=ends_at(acc, 4), epoch_time_s=t)
-        for bs, acc, t in zip((10, 256, 450), accs, times, strict=True)
-    ]  # fmt: skip
-    return tables(dirs)
+    by_size = dict(zip((10, 256, 450), zip(accs, times, strict=True), strict=True))
+    return study(root, "bs", "batch_size", list(by_size), epochs=4, curves=lambda bs, seed: {
+        "test_acc": ends_at(by_size[bs][0], 4), "epoch_time_s": by_size[bs][1]})  # fmt: skip
 
 
 def test_batch_size_accuracy_and_time_flip_with_the_numbers(tmp_path):
@@ -128,20 +124,22 @@ def test_batch_size_accuracy_and_time_flip_with_the_numbers(tmp_path):
 
 
 def test_kernel_width_costs_flip_with_the_numbers(tmp_path):
-    def study(root, params):
-        dirs = [
-            write_run(root, experiment="kw", param="kernel_width", value=[k, k, k], epochs=3,
-                      param_count=p, peak_memory_mb=100.0 * k, epoch_time_s=float(k))
-            for k, p in zip((3, 5, 7), params, strict=True)
-        ]  # fmt: skip
-        return findings.compute_findings(*tables(dirs))
+    def kw_study(root, params):
+        counts = dict(zip((3, 5, 7), params, strict=True))
 
-    found = study(tmp_path / "a", (1_000_000, 1_500_000, 2_000_000))
+        def curves(kw, seed):
+            return {"param_count": counts[kw[0]], "peak_memory_mb": 100.0 * kw[0],
+                    "epoch_time_s": float(kw[0])}  # fmt: skip
+
+        tables = study(root, "kw", "kernel_width", [[k] * 3 for k in counts], curves, epochs=3)
+        return findings.compute_findings(*tables)
+
+    found = kw_study(tmp_path / "a", (1_000_000, 1_500_000, 2_000_000))
     assert verdict(found, "Kernel width", "parameters").verdict == HOLDS
     assert verdict(found, "Kernel width", "memory").verdict == HOLDS
     assert verdict(found, "Kernel width", "time").verdict == HOLDS
     # the seed's network loses parameters with wider kernels (smaller feature maps)
-    found = study(tmp_path / "b", (3_000_000, 2_800_000, 2_000_000))
+    found = kw_study(tmp_path / "b", (3_000_000, 2_800_000, 2_000_000))
     assert verdict(found, "Kernel width", "parameters").verdict == FAILS
 
 
@@ -150,12 +148,13 @@ def test_kernel_width_costs_flip_with_the_numbers(tmp_path):
     [(0.78, 0.245, HOLDS), (0.78, 0.70, FAILS), (0.20, 0.20, INCONCLUSIVE)],
 )
 def test_extreme_weight_decay_stops_learning(tmp_path, smallest, largest, expected):
-    dirs = [
-        write_run(tmp_path, experiment="wd", param="weight_decay", value=wd, epochs=4,
-                  test_acc=ends_at(acc, 4, start=0.2))
-        for wd, acc in ((0.01, smallest), (1.0, largest))
-    ]  # fmt: skip
-    found = verdict(findings.compute_findings(*tables(dirs)), "Weight decay")
+    finals = {0.01: smallest, 1.0: largest}
+
+    def curves(wd, seed):
+        return {"test_acc": ends_at(finals[wd], 4, start=0.2)}
+
+    tables = study(tmp_path, "wd", "weight_decay", list(finals), epochs=4, curves=curves)
+    found = verdict(findings.compute_findings(*tables), "Weight decay")
     assert found.verdict == expected
     assert any("chance 16.7%" in e for e in found.evidence)
 
@@ -180,18 +179,15 @@ def test_thresholds_are_arguments(tmp_path):
 
 
 def test_findings_markdown_via_cli(tmp_path, capsys):
-    runs = tmp_path / "runs"
-    run = write_run(runs, experiment="wd", param="weight_decay", value=0.01, num_classes=10)
-    out = tmp_path / "out"
-    aggregate.write_results([run], out)
+    sweep = Sweep(tmp_path, data={"num_classes": 10})
+    sweep.study("wd", "weight_decay", [0.01])
+    sweep.aggregate()
+    out = sweep.out
     assert cli_main(["compare", "--summary", str(out / "summary.csv"),
                      "--out", str(out / "comparison.csv")]) == 0  # fmt: skip
-    assert cli_main(["findings", "--summary", str(out / "summary.csv"),
-                     "--metrics", str(out / "metrics.csv"),
-                     "--comparison", str(out / "comparison.csv"),
-                     "--out", str(out / "findings.md")]) == 0  # fmt: skip
+    assert cli_main(["findings", "--tables", str(out), "--out", str(out / "findings.md")]) == 0
     text = (out / "findings.md").read_text()
     assert "## Thresholds" in text and "| chance_margin | 0.1 |" in text
     assert "**NOT RUN**: no study sweeps the learning rate" in text
     assert "**INCONCLUSIVE**: an extreme weight decay (0.01)" in text  # one value only
-    assert "No run matches one of the seed's runs" in text
+    assert "No run matches one of the post's runs" in text

@@ -16,8 +16,8 @@ from hpstudy.errors import HpstudyError
 
 def test_event_files_hold_every_epoch_and_the_hparams(tmp_path):
     acc = [0.3, 0.5, 0.7, 0.6]
-    run = write_run(tmp_path / "runs", epochs=4, test_acc=acc, batch_size=64)
-    out = tmp_path / "tb" / "learning_rate" / "lr-1e-04" / "seed-0"
+    run = tmp_path / "runs" / write_run(tmp_path / "runs", epochs=4, test_acc=acc, batch_size=64)
+    out = tmp_path / "tb" / "intel-150" / "bs-64" / "seed-0"
     assert cli_main(["tensorboard", "--run-dir", str(run), "--out-dir", str(out)]) == 0
     events = EventAccumulator(str(out))
     events.Reload()
@@ -34,6 +34,7 @@ def test_event_files_hold_every_epoch_and_the_hparams(tmp_path):
     before = sorted(p.name for p in out.iterdir())
     tensorboard_log.write_tensorboard(run, out)
     assert len(sorted(p.name for p in out.iterdir())) == len(before)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["seed-0"]  # no staging folder left
 
 
 def test_missing_tensorboard_is_a_clear_error(monkeypatch):

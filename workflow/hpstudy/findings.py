@@ -19,34 +19,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpstudy.aggregate import read_table
+from hpstudy import reference
 from hpstudy.atomic import atomic_write_text
-from hpstudy.figures import format_value, sort_key
+from hpstudy.formatting import format_value, pct, points, sort_key
+from hpstudy.tables import read_tables
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
-
-ACC_MARGIN = 0.01  # accuracy gap (fraction) that counts as a difference
-LOSS_REL_TOL = 0.005  # relative change in test loss that counts as still falling
-FALLING_WINDOW = 1  # epochs back from the last one over which "still falling" is judged
-INSTABILITY_DROP = 0.05  # test-accuracy drop between consecutive epochs that counts as unstable
-OVERFIT_RISE = 0.05  # relative rise of test loss above its minimum that counts as overfitting
-TIME_REL_MARGIN = 0.10  # relative difference in epoch time that counts as faster or slower
-COST_REL_MARGIN = 0.05  # relative difference in parameters or memory that counts as a change
-CHANCE_MARGIN = 0.10  # accuracy within this of chance (1 / classes) counts as not learning
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """The margins behind the verdicts (fractions unless the name says otherwise)."""
 
-    acc_margin: float = ACC_MARGIN
-    loss_rel_tol: float = LOSS_REL_TOL
-    falling_window: int = FALLING_WINDOW
-    instability_drop: float = INSTABILITY_DROP
-    overfit_rise: float = OVERFIT_RISE
-    time_rel_margin: float = TIME_REL_MARGIN
-    cost_rel_margin: float = COST_REL_MARGIN
-    chance_margin: float = CHANCE_MARGIN
+    acc_margin: float = 0.01  # accuracy gap that counts as a difference
+    loss_rel_tol: float = 0.005  # relative change in test loss that counts as still falling
+    falling_window: int = 1  # epochs back from the last one over which "still falling" is judged
+    instability_drop: float = 0.05  # test-accuracy drop between epochs that counts as unstable
+    overfit_rise: float = 0.05  # relative rise of test loss above its minimum: overfitting
+    time_rel_margin: float = 0.10  # relative difference in epoch time that counts
+    cost_rel_margin: float = 0.05  # relative difference in parameters or memory that counts
+    chance_margin: float = 0.10  # accuracy within this of chance counts as not learning
 
 
 @dataclass
@@ -59,16 +51,6 @@ class Finding:
     evidence: list[str] = field(default_factory=list)
     threshold: str = ""
     study: str | None = None
-
-
-def pct(x: float) -> str:
-    """An accuracy fraction as a percentage with one decimal."""
-    return f"{x * 100:.1f}%"
-
-
-def points(x: float) -> str:
-    """An accuracy margin (fraction) in percentage points."""
-    return f"{x * 100:g} percentage points"
 
 
 def combine(flags: list[bool]) -> str:
@@ -88,22 +70,22 @@ def compare_gap(gap: float, margin: float) -> str:
 
 
 def studies_sweeping(summary: pd.DataFrame, param: str) -> list[str]:
-    """Names of the studies whose swept setting is ``param``, in order of appearance."""
-    return list(dict.fromkeys(summary.loc[summary["param"] == param, "experiment"]))
+    """Names of the studies that sweep ``param`` alone, in order of appearance."""
+    return list(dict.fromkeys(summary.loc[summary["study_params"] == param, "study"]))
 
 
 def per_value(summary: pd.DataFrame, study: str, column: str) -> pd.Series:
     """Mean of ``column`` over seeds for each swept value of ``study``, values in order."""
-    rows = summary[summary["experiment"] == study]
-    param = rows["param"].iloc[0]
+    rows = summary[summary["study"] == study]
+    param = rows["study_params"].iloc[0]
     means = rows.groupby(param)[column].mean()
     return means.loc[sorted(means.index, key=sort_key)]
 
 
 def runs_of(summary: pd.DataFrame, study: str, value) -> pd.DataFrame:
     """Summary rows of ``study`` whose swept value is ``value``."""
-    rows = summary[summary["experiment"] == study]
-    return rows[rows[rows["param"].iloc[0]] == value]
+    rows = summary[summary["study"] == study]
+    return rows[rows[rows["study_params"].iloc[0]] == value]
 
 
 def curve(metrics: pd.DataFrame, run_id: str) -> pd.DataFrame:
@@ -332,7 +314,7 @@ def weight_decay_stops_learning(summary: pd.DataFrame, study: str, t: Thresholds
     provided the smallest one does learn (otherwise the sweep cannot tell)."""
     acc = per_value(summary, study, "final_test_acc")
     largest, smallest = acc.index[-1], acc.index[0]
-    classes = summary.loc[summary["experiment"] == study, "num_classes"]
+    classes = summary.loc[summary["study"] == study, "num_classes"]
     finding = Finding(
         "Weight decay",
         f"an extreme weight decay ({format_value(largest)}) stops learning",
@@ -429,41 +411,48 @@ def render_markdown(
                 lines.append(f"  - threshold: {f.threshold}")
         lines.append("")
     if comparison_text is not None:
-        lines += ["## Comparison with the seed post's runs", "", comparison_text, ""]
+        lines += ["## Comparison with the post's own runs", "", comparison_text, ""]
     return "\n".join(lines)
 
 
-def write_findings(
-    summary_path: str | Path,
-    metrics_path: str | Path,
-    out_path: str | Path,
-    comparison_path: str | Path | None = None,
-    thresholds: Thresholds | None = None,
-) -> list[Finding]:
-    """Compute the verdicts from the results tables and write ``findings.md``."""
-    from hpstudy.compare import describe_comparison
+def describe_comparison(table: pd.DataFrame) -> str:
+    """A sentence or two on the comparison with the post's own runs."""
+    if table.empty:
+        return (
+            "No run matches one of the post's runs, so nothing is compared (rule: "
+            f"{reference.MATCH_RULE}). This is expected on any data other than the Intel images "
+            f"at {reference.POST_IMAGE_SIZE} px."
+        )
+    diff = table["final_test_acc_diff"].astype(float)
+    return (
+        f"{table['run_id'].nunique()} of our runs match {table['post_run'].nunique()} of the "
+        f"post's runs ({len(table)} pairs; rule: {reference.MATCH_RULE}). Final test accuracy, "
+        f"ours minus the post's: mean {points(diff.mean())}, from {points(diff.min())} to "
+        f"{points(diff.max())}."
+    )
 
+
+def write_findings(
+    tables: str | Path, out_path: str | Path, thresholds: Thresholds | None = None
+) -> list[Finding]:
+    """Compute the verdicts from the results tables in ``tables`` and write ``findings.md``."""
     thresholds = thresholds or Thresholds()
-    summary, metrics = read_table(summary_path), read_table(metrics_path)
+    summary, metrics, comparison = read_tables(
+        tables, "summary.csv", "metrics.csv", "comparison.csv"
+    )
     findings = compute_findings(summary, metrics, thresholds)
-    text = describe_comparison(read_table(comparison_path)) if comparison_path else None
-    atomic_write_text(out_path, render_markdown(findings, thresholds, len(summary), text))
+    text = describe_comparison(comparison)
+    n_runs = summary["run_id"].nunique()
+    atomic_write_text(out_path, render_markdown(findings, thresholds, n_runs, text))
     return findings
 
 
 def main(argv: list[str] | None = None) -> int:
     """``hpstudy findings``: write ``findings.md`` from the results tables."""
     parser = argparse.ArgumentParser(prog="hpstudy findings", description=__doc__.split("\n")[0])
-    parser.add_argument("--summary", default="results/summary.csv")
-    parser.add_argument("--metrics", default="results/metrics.csv")
-    parser.add_argument("--comparison", default=None, help="comparison.csv (optional)")
-    parser.add_argument("--out", default="results/findings.md")
+    parser.add_argument("--tables", required=True, help="the config's results folder")
+    parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    findings = write_findings(args.summary, args.metrics, args.out, args.comparison)
-    for f in findings:
+    for f in write_findings(args.tables, args.out):
         print(f"{f.verdict:>14}: {f.rule}: {f.claim}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

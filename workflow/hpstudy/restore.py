@@ -26,9 +26,10 @@ from pathlib import Path
 
 from hpstudy.config import load_config
 from hpstudy.errors import HpstudyError
-from hpstudy.sweep import code_digest, expand_sweep
+from hpstudy.identity import canonical_json
+from hpstudy.layout import RUN_OUTPUTS, Layout
+from hpstudy.plan import Run, build_plan, data_variant
 
-RUN_OUTPUTS = ("summary.json", "metrics.csv", "params.json", "model.pt")
 # raw-data facts `hpstudy fetch` records that also decide the processed arrays
 RAW_FACTS = ("source", "test_fraction", "split_seed")
 METADATA_DIR = Path(".snakemake") / "metadata"
@@ -50,40 +51,40 @@ def has_provenance(workdir: Path) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
-def settings_difference(run: dict, recorded: dict, dataset: dict) -> str | None:
-    """Why a run's recorded ``params.json`` does not match its settings now (None: it does)."""
-    expected = {**run, "dataset": dataset["name"], "image_size": dataset["image_size"],
-                "training_code": code_digest()}  # fmt: skip
+def identity_difference(run: Run, recorded: dict) -> str | None:
+    """Why a run's recorded identity (its ``params.json``) is not its identity now (None: it is)."""
+    before = recorded.get("identity") or {}
+    if canonical_json(before) == run.identity_json:
+        return None
+    keys = sorted(set(before) | set(run.identity))
     changed = [
         key
-        for key, value in expected.items()
-        if json.dumps(recorded.get(key), sort_keys=True) != json.dumps(value, sort_keys=True)
+        for key in keys
+        if canonical_json(before.get(key)) != canonical_json(run.identity.get(key))
     ]
-    if not changed:
-        return None
-    return ", ".join(f"{key} {recorded.get(key)!r} -> {expected[key]!r}" for key in changed)
+    return ", ".join(f"{key} {before.get(key)!r} -> {run.identity.get(key)!r}" for key in changed)
 
 
-def check_runs(runs: list[dict], runs_dir: Path, dataset: dict, plan: RestorePlan) -> None:
-    """Sort the sweep's runs into matching, stale (other settings or partial) and missing."""
-    for run in runs:
-        run_dir = runs_dir / run["run_id"]
+def check_runs(runs: dict[str, Run], layout: Layout, workdir: Path, plan: RestorePlan) -> None:
+    """Sort the sweep's runs into matching, stale (other identity or partial) and missing."""
+    for run_id, run in runs.items():
+        run_dir = workdir / layout.run_dir(run_id)
         present = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
         if not present:
-            plan.missing.append(run["run_id"])
+            plan.missing.append(run_id)
         elif len(present) < len(RUN_OUTPUTS):
-            plan.stale[run["run_id"]] = f"only {', '.join(present)} present"
+            plan.stale[run_id] = f"only {', '.join(present)} present"
         else:
             try:
                 recorded = json.loads((run_dir / "params.json").read_text())
             except (OSError, ValueError) as err:
-                plan.stale[run["run_id"]] = f"unreadable params.json ({err})"
+                plan.stale[run_id] = f"unreadable params.json ({err})"
                 continue
-            reason = settings_difference(run, recorded, dataset)
+            reason = identity_difference(run, recorded)
             if reason:
-                plan.stale[run["run_id"]] = f"settings differ: {reason}"
+                plan.stale[run_id] = f"identity differs: {reason}"
             else:
-                plan.matching.append(run["run_id"])
+                plan.matching.append(run_id)
 
 
 def check_raw_data(raw_meta: Path, dataset: dict) -> str | None:
@@ -104,38 +105,33 @@ def check_raw_data(raw_meta: Path, dataset: dict) -> str | None:
 
 def plan_restore(config: dict, workdir: Path) -> RestorePlan:
     """Compare what is on disk under ``workdir`` with the config; changes nothing."""
-    dataset, paths = config["dataset"], config["paths"]
+    dataset, layout = config["dataset"], Layout.from_config(config)
     plan = RestorePlan()
-    raw_meta = workdir / paths["data"] / "raw" / f"{dataset['name']}.json"
-    plan.stale_data = check_raw_data(raw_meta, dataset)
-    check_runs(expand_sweep(config), workdir / paths["results"] / "runs", dataset, plan)
+    plan.stale_data = check_raw_data(workdir / layout.raw_meta(dataset["name"]), dataset)
+    check_runs(build_plan(config).runs, layout, workdir, plan)
     return plan
 
 
 def remove_stale(config: dict, workdir: Path, plan: RestorePlan) -> None:
     """Delete outputs made with other settings, so Snakemake sees them missing and redoes them."""
+    layout, name = Layout.from_config(config), config["dataset"]["name"]
     if plan.stale_data:
-        name = config["dataset"]["name"]
-        for suffix in (".zip", ".json"):
-            (workdir / config["paths"]["data"] / "raw" / f"{name}{suffix}").unlink(missing_ok=True)
+        for path in (layout.raw_zip(name), layout.raw_meta(name)):
+            (workdir / path).unlink(missing_ok=True)
     for run_id in plan.stale:
-        for name in RUN_OUTPUTS:
-            (workdir / config["paths"]["results"] / "runs" / run_id / name).unlink(missing_ok=True)
+        for output in RUN_OUTPUTS:
+            (workdir / layout.run_file(run_id, output)).unlink(missing_ok=True)
 
 
 def touch_targets(config: dict, workdir: Path, plan: RestorePlan) -> list[str] | None:
     """What ``snakemake --touch`` should mark as finished; [] for nothing, None for everything."""
-    dataset = config["dataset"]
-    manifest = (
-        f"{config['paths']['data']}/processed/{dataset['name']}-{dataset['image_size']}"
-        "/manifest.json"
-    )
+    layout = Layout.from_config(config)
+    manifest = layout.manifest(data_variant(config["dataset"]))
     if plan.stale_data or not (workdir / manifest).exists():
         return []  # the data will be remade, and every run retrained after it
     if not plan.stale and not plan.missing:
         return None  # everything matches: the whole workflow, tables and figures too
-    results = config["paths"]["results"]
-    return [manifest, *(f"{results}/runs/{rid}/summary.json" for rid in plan.matching)]
+    return [manifest, *(layout.run_file(rid, "summary.json") for rid in plan.matching)]
 
 
 def touch(configfile: str, workdir: Path, targets: list[str] | None) -> None:
@@ -199,7 +195,3 @@ def main(argv: list[str] | None = None) -> int:
     if targets != []:
         touch(args.configfile, workdir, targets)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

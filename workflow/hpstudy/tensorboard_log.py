@@ -13,7 +13,8 @@ import math
 import shutil
 from pathlib import Path
 
-from hpstudy.aggregate import load_run, settings_columns
+from hpstudy.aggregate import load_run, run_cells
+from hpstudy.atomic import clean_stale_temps, temp_name
 from hpstudy.errors import HpstudyError
 
 # metrics.csv column -> TensorBoard tag
@@ -43,9 +44,9 @@ def summary_writer_class():
     return SummaryWriter
 
 
-def hparam_dict(params: dict) -> dict:
+def hparam_dict(summary: dict) -> dict:
     """The run's settings as TensorBoard hparams (numbers, strings and bools only)."""
-    cells = settings_columns(params)
+    cells = run_cells(summary)
     return {k: ("none" if v is None else v) for k, v in cells.items()}
 
 
@@ -53,10 +54,10 @@ def write_tensorboard(run_dir: str | Path, out_dir: str | Path) -> Path:
     """Write event files for the finished run in ``run_dir`` to ``out_dir`` (replaced whole, so
     a rerun never mixes old and new events); returns ``out_dir``."""
     writer_class = summary_writer_class()
-    params, epochs, summary = load_run(run_dir)
+    summary, epochs = load_run(run_dir)
     out_dir = Path(out_dir)
-    staging = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
+    clean_stale_temps(out_dir.parent)
+    staging = temp_name(out_dir)
     writer = writer_class(log_dir=str(staging))
     try:
         for _, row in epochs.iterrows():
@@ -69,7 +70,7 @@ def write_tensorboard(run_dir: str | Path, out_dir: str | Path) -> Path:
             for name in HPARAM_METRICS
             if summary.get(name) is not None and math.isfinite(float(summary[name]))
         }
-        writer.add_hparams(hparam_dict(params), metrics, run_name=".")
+        writer.add_hparams(hparam_dict(summary), metrics, run_name=".")
     finally:
         writer.close()
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -86,7 +87,3 @@ def main(argv: list[str] | None = None) -> int:
     out = write_tensorboard(args.run_dir, args.out_dir)
     print(f"wrote TensorBoard events to {out} (view: tensorboard --logdir {out.parent})")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

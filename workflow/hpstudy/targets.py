@@ -1,0 +1,44 @@
+"""Which figures each study of a config gets: the ``rule all`` targets of the report stage.
+
+Light on purpose (no matplotlib, no pandas): the workflow asks for these when it is planned.
+"""
+
+from __future__ import annotations
+
+from hpstudy import reference
+from hpstudy.layout import Layout
+
+# swept settings whose studies also get an epoch-time and a cost figure
+TIME_PARAMS = frozenset({"batch_size", "kernel_width"})
+COST_PARAMS = frozenset({"kernel_width"})
+FIGURE_KINDS = ("curves", "accuracy", "epoch_time", "cost", "post")
+
+
+def figure_kinds(params: list[str], compared: bool) -> list[str]:
+    """The figure kinds of a study sweeping ``params``; ``compared`` adds the figure beside
+    the post's own runs (only where some of its runs match one)."""
+    kinds = ["curves", "accuracy"]
+    if TIME_PARAMS & set(params):
+        kinds.append("epoch_time")
+    if COST_PARAMS & set(params):
+        kinds.append("cost")
+    if compared:
+        kinds.append("post")
+    return kinds
+
+
+def study_is_compared(plan, study, dataset: dict) -> bool:
+    """Whether some run of ``study`` matches one of the post's runs."""
+    if not reference.is_post_data(dataset["name"], dataset["image_size"]):
+        return False
+    return any(reference.matching_post_runs(plan.runs[rid].settings) for rid in study.run_ids())
+
+
+def figure_targets(layout: Layout, plan, dataset: dict) -> list[str]:
+    """Every figure file (PNG and SVG) of every study of the plan."""
+    return [
+        layout.figure(name, kind, ext)
+        for name, study in plan.studies.items()
+        for kind in figure_kinds(study.params, study_is_compared(plan, study, dataset))
+        for ext in ("png", "svg")
+    ]
