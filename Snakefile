@@ -1,6 +1,6 @@
 # hpstudy — re-runs the experiments of "Experiments on hyperparameter tuning in deep learning —
-# rules to follow": one training job per hyperparameter setting, then tables, figures and a
-# verdict on each of the post's rules. Config: config/README.md. All logic: workflow/hpstudy.
+# rules to follow": one training job per distinct hyperparameter setting, then tables, figures
+# and a verdict on each of the post's rules. Config: config/README.md. All logic: workflow/hpstudy.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -26,5 +26,11 @@ rule all:
     default_target: True
     input:
         run_targets(),
-        report_targets(),
+        results_targets(),
+        LAYOUT.arrays(VARIANT, paths.PRED_FILES) if DATASET["pred"] else [],
     localrule: True
+
+
+# Snakemake's own summary scrolls a job's one-paragraph error away: say it again, last.
+onerror:
+    reprint_failures(log)

@@ -1,4 +1,4 @@
-"""The demo sweep on a real one-node SLURM cluster, through workflow/profiles/slurm.
+"""The demo sweep on a real one-node SLURM cluster, through profiles/slurm.
 
 tests/slurm/start_cluster.sh brings up munged, slurmctld and slurmd on this machine (root
 needed; tests/slurm/install.sh installs the packages, as .ci/run does); the module fixture
@@ -28,9 +28,9 @@ import yaml
 from conftest import REPO, copy_repo, shrunk_demo_config
 
 from hpstudy import run_files
-from hpstudy.checkpoint import checkpoint_path
 from hpstudy.config import validate_config
-from hpstudy.sweep import expand_sweep
+from hpstudy.layout import Layout
+from hpstudy.plan import build_plan, run_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -142,9 +142,10 @@ def write_test_config(workdir: Path) -> Path:
     return path
 
 
-def sweep_runs(config_path: Path) -> list[dict]:
-    """The sweep table of a config file, as the workflow builds it."""
-    return expand_sweep(validate_config(yaml.safe_load(config_path.read_text())))
+def sweep_plan(config_path: Path):
+    """The plan of a config file, as the workflow builds it, and its layout."""
+    config = validate_config(yaml.safe_load(config_path.read_text()))
+    return build_plan(config), Layout.from_config(config)
 
 
 def job_comment(run_id: str) -> str:
@@ -178,11 +179,11 @@ def cancel_after_first_checkpoint(proc, checkpoint: Path, comment: str, env: dic
     raise AssertionError(f"the sweep ended before {checkpoint} appeared; nothing was cancelled")
 
 
-def run_through_slurm(workdir: Path, config: Path, cancel_run: str, env: dict):
+def run_through_slurm(workdir: Path, config: Path, cancel_run: str, checkpoint: Path, env: dict):
     """Run the sweep with the SLURM profile, cancelling one training job mid-run."""
     log_path = workdir / "snakemake-slurm.log"
     command = [
-        sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm",
+        sys.executable, "-m", "snakemake", "--profile", "profiles/slurm",
         "--configfile", str(config),
         # Fast status polling for a test (the profile waits 40 s, kinder to a real cluster).
         "--slurm-init-seconds-before-status-checks", "2",
@@ -192,7 +193,7 @@ def run_through_slurm(workdir: Path, config: Path, cancel_run: str, env: dict):
         try:
             cancelled = cancel_after_first_checkpoint(
                 proc,
-                checkpoint_path(workdir / "checkpoints" / cancel_run),
+                workdir / checkpoint,
                 job_comment(cancel_run),
                 env,
             )
@@ -228,18 +229,22 @@ def sweep(cluster, tmp_path_factory):
     local_dir = copy_repo(tmp_path_factory.mktemp("local-sweep"))
     config = write_test_config(slurm_dir)
     write_test_config(local_dir)
-    runs = sweep_runs(config)
+    plan, layout = sweep_plan(config)
     # The smallest batch is the slowest run: time to cancel it between two epochs.
-    cancel_run = min(
-        (run for run in runs if run["param"] == "batch_size"), key=lambda run: run["batch_size"]
-    )["run_id"]
+    cancel = min(
+        (plan.runs[rid] for rid in plan.studies["batch_size"].run_ids()),
+        key=lambda run: run.settings["batch_size"],
+    )
+    checkpoint = Path(run_spec(cancel, layout)["checkpoint_dir"]) / "last.pt"
     # Each copy runs its own code (jobs inherit the submitting environment).
     slurm_env = {**cluster.env, "PYTHONPATH": str(slurm_dir / "workflow")}
     config_rel = config.relative_to(slurm_dir)
-    output, cancelled = run_through_slurm(slurm_dir, config_rel, cancel_run, slurm_env)
+    output, cancelled = run_through_slurm(
+        slurm_dir, config_rel, cancel.run_id, checkpoint, slurm_env
+    )
     run_locally(local_dir, config_rel, {**cluster.env, "PYTHONPATH": str(local_dir / "workflow")})
-    return SweepRuns(slurm_dir, local_dir, output, [run["run_id"] for run in runs],
-                     cancel_run, cancelled, cluster)  # fmt: skip
+    return SweepRuns(slurm_dir, local_dir, output, list(plan.runs), cancel.run_id, cancelled,
+                     cluster)  # fmt: skip
 
 
 def submissions(output: str) -> list[tuple[str, Path]]:
@@ -259,7 +264,7 @@ def train_submissions(runs: SweepRuns, run_id: str) -> list[str]:
 
 def train_log(workdir: Path, run_id: str) -> str:
     """The train command's log of one run."""
-    return (workdir / "results" / "logs" / "train" / f"{run_id}.log").read_text()
+    return (workdir / "results" / "runs" / run_id / "train.log").read_text()
 
 
 def metrics_without_timing(workdir: Path, run_id: str) -> list[dict]:
@@ -292,14 +297,14 @@ def test_every_job_ran_in_slurm_with_its_id_in_its_log(sweep):
         assert job_ids, f"{run_id} was not trained through SLURM"
         log = train_log(sweep.slurm_dir, run_id)
         assert f"SLURM_JOB_ID={job_ids[-1]}" in log, f"{run_id}: SLURM job id not in its log"
-    assert (sweep.slurm_dir / "results" / "summary.csv").is_file()
+    assert (sweep.slurm_dir / "results" / "demo" / "summary.csv").is_file()
 
 
 def test_slurm_metrics_equal_local_metrics(sweep):
     runs_dir = sweep.slurm_dir / "results" / "runs"
     slurm_runs = [path.parent.relative_to(runs_dir).as_posix()
                   for path in runs_dir.rglob("metrics.csv")]  # fmt: skip
-    assert sorted(slurm_runs) == sorted(sweep.run_ids)
+    assert sorted(slurm_runs) == sorted(sweep.run_ids) and len(slurm_runs) == 5
     for run_id in sweep.run_ids:
         slurm_rows = metrics_without_timing(sweep.slurm_dir, run_id)
         assert slurm_rows, f"{run_id}: no epochs"

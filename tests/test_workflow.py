@@ -1,4 +1,5 @@
-"""The workflow end to end: dry runs, lint, bad configs, and real runs of the demo config."""
+"""The workflow end to end: dry runs, lint, bad configs, real runs of the demo config, what a
+change retrains, and the faults a user meets on the way."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import yaml
 from conftest import REPO, copy_repo, snakemake
 
 TRAIN_JOBS = re.compile(r"^train\s+(\d+)$", re.MULTILINE)
+DEMO = "config/demo.yaml"
 
 
 def planned_train_jobs(proc) -> int:
@@ -20,26 +22,36 @@ def planned_train_jobs(proc) -> int:
     return int(found.group(1)) if found else 0
 
 
+def planned_runs(proc) -> set[str]:
+    """The run ids of the train jobs a (dry) run lists."""
+    return set(re.findall(r"wildcards: run_id=(\S+)", proc.stdout + proc.stderr))
+
+
+def nothing_to_do(proc) -> bool:
+    return "Nothing to be done" in proc.stdout + proc.stderr
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     return copy_repo(tmp_path_factory.mktemp("repo"))
 
 
-@pytest.mark.parametrize("configfile", [None, "config/demo.yaml"])
-def test_dry_run_plans_every_run(workdir, configfile, monkeypatch):
+@pytest.mark.parametrize("configfile", [None, DEMO])
+def test_dry_run_plans_every_distinct_run_once(workdir, configfile, monkeypatch):
     # No Kaggle credentials anywhere: planning must not import or authenticate kaggle.
     for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(workdir / "no-kaggle-here"))
     args = ["-n", "--cores", "1"] + (["--configfile", configfile] if configfile else [])
     proc = snakemake(workdir, *args)
-    assert planned_train_jobs(proc) == 11
+    # 11 study points; batch 450 at the default weight decay is one run in two studies
+    assert planned_train_jobs(proc) == 10
     assert ("fetch_weights" in proc.stdout) == (configfile is None), "pretrained only in the seed"
     assert not (workdir / "data").exists(), "a dry run writes nothing"
 
 
-def test_default_profile_applies_and_no_credentials_is_one_clear_error(tmp_path, monkeypatch):
-    workdir = copy_repo(tmp_path)  # its own copy: this run writes a log under results/
+def test_default_profile_applies_and_a_failed_jobs_error_is_said_last(tmp_path, monkeypatch):
+    workdir = copy_repo(tmp_path)  # its own copy: this run writes a log under data/
     for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(workdir / "no-kaggle-here"))
@@ -50,9 +62,11 @@ def test_default_profile_applies_and_no_credentials_is_one_clear_error(tmp_path,
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Using workflow specific profile profiles/default" in out
-    # the profile's show-failed-logs prints the job's one-paragraph error
-    assert "hpstudy: error: Cannot download the Kaggle dataset" in out
-    assert "dataset.source: archive" in out and "KAGGLE_USERNAME" in out
+    paragraph = "hpstudy: error: Cannot download the Kaggle dataset"
+    assert paragraph in out and "dataset.source: archive" in out and "KAGGLE_USERNAME" in out
+    # said again after Snakemake's own error summary, so it is what the user reads last
+    tail = proc.stderr[proc.stderr.rindex("Error in rule fetch_data") :]
+    assert paragraph in tail[tail.index("what went wrong") :]
     assert not (workdir / "data/raw/intel-image-classification.zip").exists()
 
 
@@ -61,20 +75,30 @@ def test_lint_is_clean(workdir):
     assert "Congratulations, your workflow is in a good condition" in proc.stdout + proc.stderr
 
 
+def bad_demo(tmp_path, mutate) -> str:
+    config = yaml.safe_load((REPO / DEMO).read_text())
+    mutate(config)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
 @pytest.mark.parametrize(
-    ("key", "value", "expected"),
+    ("mutate", "expected"),
     [
-        ("lr", -1.0, "train.lr"),
-        ("batch_size", 0, "train.batch_size"),
-        ("learning_rate", 0.1, "'learning_rate' was unexpected"),
+        (lambda c: c["train"].update(lr=-1.0), "train.lr"),
+        (lambda c: c["train"].update(batch_size=0), "train.batch_size"),
+        (lambda c: c["train"].update(learning_rate=0.1), "'learning_rate' was unexpected"),
+        (lambda c: c["train"].update(lr=float("nan")), "train.lr: nan is not a finite number"),
+        (lambda c: c["dataset"].update(image_size=40), "custom CNN with kernel widths 7-7-7"),
+        (lambda c: c["studies"]["batch_size"].update(set={"pretrained": True}),
+         "no pretrained weights"),
     ],
-)
-def test_bad_config_stops_before_any_job(workdir, tmp_path, key, value, expected):
-    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    config["train"][key] = value
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(config))
-    proc = snakemake(workdir, "--cores", "1", "--configfile", str(bad), check=False)
+)  # fmt: skip
+def test_bad_config_stops_before_any_job(workdir, tmp_path, mutate, expected):
+    proc = snakemake(
+        workdir, "--cores", "1", "--configfile", bad_demo(tmp_path, mutate), check=False
+    )
     assert proc.returncode != 0
     assert expected in proc.stderr and "config/README.md" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -84,12 +108,7 @@ def test_bad_config_stops_before_any_job(workdir, tmp_path, key, value, expected
 def test_data_stage_of_the_demo(tmp_path):
     workdir = copy_repo(tmp_path)
     snakemake(
-        workdir,
-        "data/processed/digits-48/manifest.json",
-        "--cores",
-        "2",
-        "--configfile",
-        "config/demo.yaml",
+        workdir, "data/processed/digits-48/manifest.json", "--cores", "2", "--configfile", DEMO
     )
     manifest = json.loads((workdir / "data/processed/digits-48/manifest.json").read_text())
     assert manifest["classes"] == [f"digit_{i}" for i in range(10)]
@@ -104,53 +123,71 @@ def test_data_stage_of_the_demo(tmp_path):
     assert raw["size_bytes"] == (workdir / "data/raw/digits.zip").stat().st_size
 
 
+def run_summaries(workdir):
+    return {
+        p.parent.relative_to(workdir / "results/runs").as_posix(): json.loads(p.read_text())
+        for p in (workdir / "results/runs").glob("*/*/seed-*/summary.json")
+    }
+
+
 @pytest.mark.slow
-def test_demo_trains_every_run_and_a_rerun_does_nothing(demo_run):
+def test_demo_trains_every_run_once_and_a_rerun_does_nothing(demo_run):
     workdir, config, first = demo_run
-    assert planned_train_jobs(first) == 11
-    summaries = sorted((workdir / "results/runs").glob("*/*/seed-0/summary.json"))
-    assert len(summaries) == 11
-    for path in summaries:
-        summary = json.loads(path.read_text())
-        settings = summary["settings"]
-        assert summary["epochs_completed"] == settings["epochs"] or summary["diverged"]
-        metrics = (path.parent / "metrics.csv").read_text().strip().splitlines()
+    assert planned_train_jobs(first) == 10
+    summaries = run_summaries(workdir)
+    assert len(summaries) == 10
+    for run_id, summary in summaries.items():
+        assert (
+            summary["epochs_completed"] == summary["params"]["settings"]["epochs"]
+            or summary["diverged"]
+        )
+        metrics = (
+            (workdir / "results/runs" / run_id / "metrics.csv").read_text().strip().splitlines()
+        )
         assert len(metrics) == 1 + summary["epochs_completed"]
+    assert not list((workdir / "checkpoints").glob("digits-48/*")), "finished runs keep no folder"
+    assert not list(workdir.rglob(".*.tmp-*")), "no temporary file is left behind"
     again = snakemake(workdir, "--cores", "2", "--resources", "gpu=1", "--configfile", str(config))
-    assert "Nothing to be done" in again.stdout + again.stderr
+    assert nothing_to_do(again)
 
 
 @pytest.mark.slow
 def test_demo_effects_are_visible(demo_run):
     workdir, _, _ = demo_run
-    runs = workdir / "results/runs"
+    summaries = run_summaries(workdir)
 
-    def final_acc(run_id):
-        return json.loads((runs / run_id / "summary.json").read_text())["final_test_acc"]
+    def final_acc(name):
+        return summaries[f"digits-48/{name}/seed-0"]["final_test_acc"]
 
-    assert final_acc("learning_rate/lr-1e-07/seed-0") < 0.3, "lr 1e-7 barely learns"
-    assert final_acc("learning_rate/lr-1e-04/seed-0") > 0.5
-    assert final_acc("weight_decay/wd-1e+00/seed-0") < 0.3, "wd 1.0 collapses"
-    assert final_acc("batch_size/bs-10/seed-0") > 0.5, "many small steps learn in two epochs"
+    assert final_acc("model-resnet18_lr-1e-07_bs-32_ep-1") < 0.3, "lr 1e-7 barely learns"
+    assert final_acc("model-resnet18_bs-32_ep-1") > 0.5
+    assert final_acc("wd-1_bs-450_ep-2") < 0.3, "wd 1.0 collapses"
+    assert final_acc("bs-10_ep-2") > 0.5, "many small steps learn in two epochs"
 
 
 @pytest.mark.slow
 def test_results_and_report_from_the_finished_demo(demo_run):
     workdir, config, _ = demo_run
-    results = workdir / "results"
+    results = workdir / "results" / "demo"
     summary = pd.read_csv(results / "summary.csv")
     metrics = pd.read_csv(results / "metrics.csv")
-    assert len(summary) == 11
-    epochs = {
-        rid: json.loads((results / "runs" / rid / "summary.json").read_text())["epochs_completed"]
-        for rid in summary["run_id"]
-    }
+    assert len(summary) == 11 and summary["run_id"].nunique() == 10
+    shared = summary[summary["name"] == "bs-450_ep-2"]
+    assert shared["study"].tolist() == ["batch_size", "weight_decay"]
+    epochs = {rid: s["epochs_completed"] for rid, s in run_summaries(workdir).items()}
     assert len(metrics) == sum(epochs.values())
     findings = (results / "findings.md").read_text()
     for rule in ("learning rate", "batch size", "kernel width", "weight decay"):
         assert rule in findings.lower()
-    comparison = pd.read_csv(results / "comparison.csv")
-    assert comparison.empty, "the digits match none of the seed's runs"
+    assert pd.read_csv(results / "comparison.csv").empty, "the digits match none of the post's runs"
+    assert not list((results / "figures").glob("*/post.png")), "nothing to compare: no figure"
+    headline = json.loads((results / "headline.json").read_text())
+    assert set(headline["studies"]) == {
+        "learning_rate",
+        "batch_size",
+        "kernel_width",
+        "weight_decay",
+    }
     snakemake(
         workdir,
         "--cores",
@@ -165,29 +202,84 @@ def test_results_and_report_from_the_finished_demo(demo_run):
 
 
 @pytest.mark.slow
-def test_a_changed_setting_retrains_exactly_the_runs_it_reaches(demo_run, tmp_path):
-    workdir, config_path, _ = demo_run
+def test_what_a_change_retrains(demo_copy):
+    workdir, config_path = demo_copy
     config = yaml.safe_load(config_path.read_text())
-    # A study's fixed setting changes in place: the params trigger reruns that study only.
-    config["studies"]["kernel_width"]["set"]["eval_batch_size"] = 100
-    changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config, sort_keys=False))
-    plan = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
-    assert planned_train_jobs(plan) == 3
-    planned = set(re.findall(r"wildcards: run_id=(\S+)", plan.stdout))
-    assert planned == {f"kernel_width/kw-{k}/seed-0" for k in (3, 5, 7)}
-    assert "Params have changed since last execution" in plan.stdout
-    # A changed value is one new run; train it for real.
+    # an execution setting changes no number: nothing retrains
+    config["train"]["eval_batch_size"] = 100
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert nothing_to_do(snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config_path)))
+    # a setting that changes numbers, fixed by one study: exactly that study's runs
+    config["studies"]["kernel_width"]["set"] = {"flip": True}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    plan = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config_path))
+    assert planned_runs(plan) == {
+        f"digits-48/kw-{k}-{k}-{k}_ep-2_flip-true/seed-0" for k in (3, 5, 7)
+    }
+    # a changed value is one new run; train it for real
     config = yaml.safe_load(config_path.read_text())
+    config["studies"]["kernel_width"].pop("set")
     config["studies"]["batch_size"]["values"] = [10, 256, 400]
-    changed.write_text(yaml.safe_dump(config, sort_keys=False))
-    run = snakemake(workdir, "--cores", "2", "--resources", "gpu=1", "--configfile", str(changed))
-    assert planned_train_jobs(run) == 1
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    run = snakemake(
+        workdir, "--cores", "2", "--resources", "gpu=1", "--configfile", str(config_path)
+    )
+    assert planned_runs(run) == {"digits-48/bs-400_ep-2/seed-0"}
     log = run.stdout + run.stderr
     assert re.search(r"^aggregate\s+1$", log, re.MULTILINE), "the tables are rebuilt"
-    assert "figure_curves" in log
     assert not re.search(r"^(fetch_data|preprocess)\s+\d", log, re.MULTILINE)
-    summary = pd.read_csv(workdir / "results/summary.csv")
-    assert "batch_size/bs-400/seed-0" in set(summary["run_id"])
-    assert "batch_size/bs-450/seed-0" not in set(summary["run_id"])
-    assert len(summary) == 11
+    summary = pd.read_csv(workdir / "results/demo/summary.csv")
+    names = set(summary.loc[summary["study"] == "batch_size", "name"])
+    assert names == {"bs-10_ep-2", "ep-2", "bs-400_ep-2"}
+
+
+@pytest.mark.slow
+def test_a_new_defaulted_setting_or_a_comment_retrains_nothing_and_model_code_only_its_runs(
+    demo_copy,
+):
+    workdir, config = demo_copy
+    schema = workdir / "workflow/schemas/config.schema.yaml"
+    schema.write_text(schema.read_text().replace(
+        "      keep_checkpoint:\n",
+        "      label_smoothing:\n        x-abbrev: ls\n        type: number\n        default: 0.0\n"
+        "      keep_checkpoint:\n", 1))  # fmt: skip
+    loop = workdir / "workflow/hpstudy/loop.py"
+    loop.write_text(
+        loop.read_text().replace('"""The training loop', '"""The  training loop') + "# note\n"
+    )
+    assert nothing_to_do(snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config)))
+    custom = workdir / "workflow/hpstudy/models/custom.py"
+    custom.write_text(custom.read_text() + "\nUNUSED = 1\n")
+    plan = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config))
+    retrained = planned_runs(plan)
+    assert len(retrained) == 7 and not any("resnet18" in run for run in retrained)
+
+
+@pytest.mark.slow
+def test_damaged_arrays_stop_training_and_a_rebuild_keeps_the_finished_runs(demo_copy):
+    workdir, config = demo_copy
+    array = workdir / "data/processed/digits-48/train_x.npy"
+    raw = bytearray(array.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    array.write_bytes(bytes(raw))
+    victim = workdir / "results/runs/digits-48/bs-450_ep-2/seed-0/summary.json"
+    victim.unlink()
+    failed = snakemake(
+        workdir, "--cores", "2", "--resources", "gpu=1", "--configfile", str(config), check=False
+    )
+    assert failed.returncode != 0
+    tail = failed.stderr[failed.stderr.rindex("what went wrong") :]
+    assert str(array.relative_to(workdir)) in tail and "snakemake --forcerun preprocess" in tail
+    snakemake(
+        workdir,
+        "--cores",
+        "2",
+        "--forcerun",
+        "preprocess",
+        "--until",
+        "preprocess",
+        "--configfile",
+        str(config),
+    )
+    plan = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config))
+    assert planned_runs(plan) == {"digits-48/bs-450_ep-2/seed-0"}, "the other runs are kept"

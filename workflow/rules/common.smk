@@ -1,6 +1,6 @@
-# Config -> validated config with defaults -> the sweep table, built once; helpers for the rules.
+# Config -> validated config -> the plan (every distinct run and the studies that use it),
+# built once; the targets and input helpers the rules share.
 import os
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -21,56 +21,60 @@ shell.prefix(
     "${{PYTHONPATH:+:$PYTHONPATH}}; "
 )
 
+from hpstudy import layout as paths
 from hpstudy.config import validate_config
 from hpstudy.errors import HpstudyError
-from hpstudy.sweep import code_digest, expand_sweep, run_params
+from hpstudy.failures import reprint_failures
+from hpstudy.plan import build_plan, write_membership, write_run_specs
+from hpstudy.targets import figure_targets
 
 CONFIG_SOURCE = " + ".join(
     map(str, workflow.overwrite_configfiles or ["config/config.yaml"])
 )
 try:
     config.update(validate_config(config, source=CONFIG_SOURCE))
-    RUNS = {run["run_id"]: run for run in expand_sweep(config)}
+    PLAN = build_plan(config)
 except HpstudyError as err:
     sys.stderr.write(f"hpstudy: error: {err}\n")
     sys.exit(1)
 
-HPSTUDY = "python -m hpstudy"
-CONDA_ENV = "../../envs/hpstudy.yaml"
-DATA = config["paths"]["data"]
-RESULTS = config["paths"]["results"]
-CHECKPOINTS = config["paths"]["checkpoints"]
-RESOURCES = config["paths"]["resources"]
-LOGS = f"{RESULTS}/logs"
-STUDIES = list(config["studies"])
-TRAINING_CODE = code_digest()
-
+LAYOUT = paths.Layout.from_config(config)
+RUNS = PLAN.runs
+VARIANT = PLAN.variant
 DATASET = config["dataset"]
-RAW_ZIP = f"{DATA}/raw/{DATASET['name']}.zip"
-RAW_META = f"{DATA}/raw/{DATASET['name']}.json"
-PROCESSED = f"{DATA}/processed/{DATASET['name']}-{DATASET['image_size']}"
-MANIFEST = f"{PROCESSED}/manifest.json"
+RAW_ZIP = LAYOUT.raw_zip(DATASET["name"])
+RAW_META = LAYOUT.raw_meta(DATASET["name"])
+CONDA_ENV = "../../envs/hpstudy.yaml"
+HPSTUDY = "python -m hpstudy"
+# The train jobs read their settings from files written here; a job on a cluster node parses
+# the workflow again and finds the files its submitting process wrote.
+if not workflow.remote_exec:
+    write_run_specs(PLAN, LAYOUT)
+MEMBERSHIP = write_membership(PLAN)
 
 
 wildcard_constraints:
-    run_id="|".join(map(re.escape, RUNS)) if RUNS else "[^/]+",
-
-
-def run_ids(study=None):
-    """Run ids of one study (or of the whole sweep), in config order."""
-    return [
-        rid for rid, run in RUNS.items() if study is None or run["experiment"] == study
-    ]
-
-
-def run_file(run_id, name):
-    """Path of one of a run's files, e.g. run_file(rid, 'summary.json')."""
-    return f"{RESULTS}/runs/{run_id}/{name}"
+    run_id=paths.RUN_ID_PATTERN,
+    variant="[^/]+",
 
 
 def run_targets():
     """Every run's summary (the file a finished run writes last)."""
-    return [run_file(rid, "summary.json") for rid in RUNS]
+    return [LAYOUT.run_file(rid, "summary.json") for rid in RUNS]
+
+
+def results_targets():
+    """This config's tables, findings and figures (and TensorBoard folders when enabled)."""
+    tables = [
+        LAYOUT.table(name)
+        for name in ("metrics.csv", "summary.csv", "summary.json", "seed_summary.csv")
+    ]
+    tables += [
+        LAYOUT.table(n) for n in ("headline.json", "comparison.csv", "findings.md")
+    ]
+    figures = figure_targets(LAYOUT, PLAN, DATASET)
+    boards = [f"{LAYOUT.results}/tensorboard/{rid}" for rid in RUNS]
+    return tables + figures + (boards if config["tensorboard"] else [])
 
 
 def archive_input(wildcards):
@@ -79,8 +83,8 @@ def archive_input(wildcards):
 
 
 def pretrained_weights(wildcards):
-    """The ImageNet weights a run loads: the config's local file, or the fetched one."""
-    run = RUNS[wildcards.run_id]
-    if not (run["model"] == "resnet18" and run["pretrained"]):
+    """The fetched ImageNet weights a pretrained run loads (none when a local file is set)."""
+    settings = RUNS[wildcards.run_id].settings
+    if not settings["pretrained"] or settings["weights"]:
         return []
-    return run["weights"] or f"{RESOURCES}/weights/resnet18-imagenet1k-v1.pth"
+    return LAYOUT.weights_file(settings["model"])

@@ -15,7 +15,7 @@ rule fetch_data:
         zip=RAW_ZIP,
         meta=RAW_META,
     log:
-        f"{LOGS}/fetch_data.log",
+        f"{LAYOUT.data}/logs/fetch-{DATASET['name']}.log",
     conda:
         CONDA_ENV
     params:
@@ -34,12 +34,10 @@ rule preprocess:
     input:
         zip=RAW_ZIP,
     output:
-        manifest=MANIFEST,
-        arrays=multiext(
-            f"{PROCESSED}/", "train_x.npy", "train_y.npy", "test_x.npy", "test_y.npy"
-        ),
+        manifest=LAYOUT.manifest(VARIANT),
+        arrays=LAYOUT.arrays(VARIANT),
     log:
-        f"{LOGS}/preprocess.log",
+        f"{LAYOUT.data}/logs/preprocess-{VARIANT}.log",
     conda:
         CONDA_ENV
     threads: config["threads"]["preprocess"]
@@ -54,12 +52,34 @@ rule preprocess:
         " --size {params.size} --name {params.name} --threads {threads} > {log} 2>&1"
 
 
+# Opt-in (dataset.pred: true): the unlabelled seg_pred images, which nothing trains on.
+rule preprocess_pred:
+    input:
+        zip=RAW_ZIP,
+    output:
+        LAYOUT.arrays(VARIANT, paths.PRED_FILES),
+    log:
+        f"{LAYOUT.data}/logs/preprocess-pred-{VARIANT}.log",
+    conda:
+        CONDA_ENV
+    threads: config["threads"]["preprocess"]
+    resources:
+        mem_mb=8000,
+    params:
+        size=DATASET["image_size"],
+        name=DATASET["name"],
+        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
+    shell:
+        "python -m hpstudy preprocess --pred --archive {input.zip} --out-dir {params.out_dir}"
+        " --size {params.size} --name {params.name} --threads {threads} > {log} 2>&1"
+
+
 rule fetch_weights:
     output:
-        f"{RESOURCES}/weights/resnet18-imagenet1k-v1.pth",
+        LAYOUT.weights_file("{model}"),
     log:
-        f"{LOGS}/fetch_weights.log",
+        f"{LAYOUT.resources}/logs/fetch-weights-{{model}}.log",
     conda:
         CONDA_ENV
     shell:
-        "python -m hpstudy fetch-weights --model resnet18 --out {output} > {log} 2>&1"
+        "python -m hpstudy fetch-weights --model {wildcards.model} --out {output} > {log} 2>&1"

@@ -1,68 +1,64 @@
-# Results: the tables, per-study figures, the comparison with the seed post's runs, the verdict
-# on each rule, and (optionally) TensorBoard event files. All logic is in the package; a rule
-# only wires paths. Tables and figures depend on every run, so a changed run rebuilds them and
-# nothing upstream.
-from functools import partial
+# Results of this config: the tables, the comparison with the post's own runs, the verdict on
+# each rule, every study's figures and (optionally) TensorBoard event files. All logic is in
+# the package; a rule only wires paths. The tables depend on every run of this config, so a
+# changed run rebuilds them and nothing upstream.
+from hpstudy.targets import FIGURE_KINDS
 
-from hpstudy.figures import results_targets
-
-FIGURES = f"{RESULTS}/figures"
-
-# The final outputs of this stage, for `rule all`: tables, comparison, findings, every study's
-# figures, TensorBoard folders when enabled. (A partial, not a def: rule files hold no functions.)
-report_targets = partial(
-    results_targets, RESULTS, RUNS, config.get("tensorboard", False)
-)
+TABLES = {
+    name: LAYOUT.table(name)
+    for name in ("metrics.csv", "summary.csv", "comparison.csv")
+}
 
 
 wildcard_constraints:
-    study="|".join(map(re.escape, STUDIES)) if STUDIES else "[a-z][a-z0-9_]*",
+    study="|".join(PLAN.studies),
+    kind="|".join(FIGURE_KINDS),
 
 
 rule aggregate:
     input:
-        params=[run_file(run_id, "params.json") for run_id in RUNS],
-        metrics=[run_file(run_id, "metrics.csv") for run_id in RUNS],
-        summaries=[run_file(run_id, "summary.json") for run_id in RUNS],
+        [LAYOUT.run_file(rid, "summary.json") for rid in RUNS],
     output:
-        metrics=f"{RESULTS}/metrics.csv",
+        metrics=LAYOUT.table("metrics.csv"),
         summary=report(
-            f"{RESULTS}/summary.csv",
+            LAYOUT.table("summary.csv"),
             caption="../report/summary.rst",
             category="Tables",
-            labels={"table": "summary (one row per run)"},
+            labels={"table": "summary (one row per study and run)"},
         ),
-        summary_json=f"{RESULTS}/summary.json",
+        summary_json=LAYOUT.table("summary.json"),
         seed_summary=report(
-            f"{RESULTS}/seed_summary.csv",
+            LAYOUT.table("seed_summary.csv"),
             caption="../report/seed_summary.rst",
             category="Tables",
-            labels={"table": "seed summary (mean and std over seeds)"},
+            labels={"table": "seed summary (mean and spread over seeds)"},
         ),
+        headline=LAYOUT.table("headline.json"),
     log:
-        f"{LOGS}/report/aggregate.log",
+        LAYOUT.log("report/aggregate"),
     localrule: True
     conda:
         CONDA_ENV
     params:
-        run_ids=" ".join(RUNS),
+        # content-addressed: a new path exactly when a study gains, loses or relabels a run
+        membership=MEMBERSHIP,
     shell:
-        f"{HPSTUDY} aggregate --runs-dir {RESULTS}/runs --run-ids {{params.run_ids}}"
-        " --out-dir $(dirname {output.metrics}) > {log} 2>&1"
+        f"{HPSTUDY} aggregate --runs-dir {LAYOUT.runs} --membership {{params.membership}}"
+        f" --out-dir {LAYOUT.results} > {{log}} 2>&1"
 
 
 rule compare:
     input:
-        summary=f"{RESULTS}/summary.csv",
+        summary=TABLES["summary.csv"],
     output:
         report(
-            f"{RESULTS}/comparison.csv",
+            TABLES["comparison.csv"],
             caption="../report/comparison.rst",
             category="Tables",
-            labels={"table": "comparison with the seed post's runs"},
+            labels={"table": "comparison with the post's own runs"},
         ),
     log:
-        f"{LOGS}/report/compare.log",
+        LAYOUT.log("report/compare"),
     localrule: True
     conda:
         CONDA_ENV
@@ -72,162 +68,54 @@ rule compare:
 
 rule findings:
     input:
-        summary=f"{RESULTS}/summary.csv",
-        metrics=f"{RESULTS}/metrics.csv",
-        comparison=f"{RESULTS}/comparison.csv",
+        **TABLES,
     output:
         report(
-            f"{RESULTS}/findings.md",
+            LAYOUT.table("findings.md"),
             caption="../report/findings.rst",
             category="Findings",
             labels={"file": "findings.md"},
         ),
     log:
-        f"{LOGS}/report/findings.log",
+        LAYOUT.log("report/findings"),
     localrule: True
     conda:
         CONDA_ENV
     shell:
-        f"{HPSTUDY} findings --summary {{input.summary}} --metrics {{input.metrics}}"
-        " --comparison {input.comparison} --out {output} > {log} 2>&1"
+        f"{HPSTUDY} findings --tables {LAYOUT.results} --out {{output}} > {{log}} 2>&1"
 
 
-rule dvc_metrics:
+rule figure:
     input:
-        f"{RESULTS}/summary.json",
-    output:
-        f"{RESULTS}/dvc_metrics.json",
-    log:
-        f"{LOGS}/report/dvc_metrics.log",
-    localrule: True
-    conda:
-        CONDA_ENV
-    shell:
-        f"{HPSTUDY} dvc-metrics --summary {{input}} --out {{output}} > {{log}} 2>&1"
-
-
-rule figure_curves:
-    input:
-        metrics=f"{RESULTS}/metrics.csv",
+        **TABLES,
     output:
         png=report(
-            f"{FIGURES}/{{study}}/curves.png",
-            caption="../report/curves.rst",
+            LAYOUT.figure("{study}", "{kind}", "png"),
+            caption="../report/figure.rst",
             category="{study}",
-            subcategory="training curves",
-            labels={"study": "{study}", "figure": "loss and accuracy per epoch"},
+            subcategory="{kind}",
+            labels={"study": "{study}", "figure": "{kind}"},
         ),
-        svg=f"{FIGURES}/{{study}}/curves.svg",
+        svg=LAYOUT.figure("{study}", "{kind}", "svg"),
     log:
-        f"{LOGS}/report/figures/{{study}}/curves.log",
+        LAYOUT.log("report/figures/{study}/{kind}"),
     localrule: True
     conda:
         CONDA_ENV
     shell:
-        f"{HPSTUDY} figures --kind curves --study {{wildcards.study}}"
-        " --metrics {input.metrics} --out {output.png} > {log} 2>&1"
-
-
-rule figure_accuracy:
-    input:
-        summary=f"{RESULTS}/summary.csv",
-    output:
-        png=report(
-            f"{FIGURES}/{{study}}/accuracy.png",
-            caption="../report/accuracy.rst",
-            category="{study}",
-            subcategory="accuracy",
-            labels={"study": "{study}", "figure": "test accuracy vs value"},
-        ),
-        svg=f"{FIGURES}/{{study}}/accuracy.svg",
-    log:
-        f"{LOGS}/report/figures/{{study}}/accuracy.log",
-    localrule: True
-    conda:
-        CONDA_ENV
-    shell:
-        f"{HPSTUDY} figures --kind accuracy --study {{wildcards.study}}"
-        " --summary {input.summary} --out {output.png} > {log} 2>&1"
-
-
-rule figure_epoch_time:
-    input:
-        summary=f"{RESULTS}/summary.csv",
-    output:
-        png=report(
-            f"{FIGURES}/{{study}}/epoch_time.png",
-            caption="../report/epoch_time.rst",
-            category="{study}",
-            subcategory="cost",
-            labels={"study": "{study}", "figure": "epoch time vs value"},
-        ),
-        svg=f"{FIGURES}/{{study}}/epoch_time.svg",
-    log:
-        f"{LOGS}/report/figures/{{study}}/epoch_time.log",
-    localrule: True
-    conda:
-        CONDA_ENV
-    shell:
-        f"{HPSTUDY} figures --kind epoch_time --study {{wildcards.study}}"
-        " --summary {input.summary} --out {output.png} > {log} 2>&1"
-
-
-rule figure_cost:
-    input:
-        summary=f"{RESULTS}/summary.csv",
-    output:
-        png=report(
-            f"{FIGURES}/{{study}}/cost.png",
-            caption="../report/cost.rst",
-            category="{study}",
-            subcategory="cost",
-            labels={"study": "{study}", "figure": "parameters and memory vs value"},
-        ),
-        svg=f"{FIGURES}/{{study}}/cost.svg",
-    log:
-        f"{LOGS}/report/figures/{{study}}/cost.log",
-    localrule: True
-    conda:
-        CONDA_ENV
-    shell:
-        f"{HPSTUDY} figures --kind cost --study {{wildcards.study}}"
-        " --summary {input.summary} --out {output.png} > {log} 2>&1"
-
-
-rule figure_seed:
-    input:
-        metrics=f"{RESULTS}/metrics.csv",
-    output:
-        png=report(
-            f"{FIGURES}/{{study}}/seed.png",
-            caption="../report/seed.rst",
-            category="{study}",
-            subcategory="seed post",
-            labels={"study": "{study}", "figure": "ours beside the seed post's runs"},
-        ),
-        svg=f"{FIGURES}/{{study}}/seed.svg",
-    log:
-        f"{LOGS}/report/figures/{{study}}/seed.log",
-    localrule: True
-    conda:
-        CONDA_ENV
-    shell:
-        f"{HPSTUDY} figures --kind seed --study {{wildcards.study}}"
-        " --metrics {input.metrics} --out {output.png} > {log} 2>&1"
+        f"{HPSTUDY} figures --kind {{wildcards.kind}} --study {{wildcards.study}}"
+        f" --tables {LAYOUT.results} --out {{output.png}} > {{log}} 2>&1"
 
 
 rule tensorboard:
     input:
-        params=run_file("{run_id}", "params.json"),
-        metrics=run_file("{run_id}", "metrics.csv"),
-        summary=run_file("{run_id}", "summary.json"),
+        LAYOUT.run_file("{run_id}", "summary.json"),
     output:
-        directory(f"{RESULTS}/tensorboard/{{run_id}}"),
+        directory(f"{LAYOUT.results}/tensorboard/{{run_id}}"),
     log:
-        f"{LOGS}/tensorboard/{{run_id}}.log",
+        LAYOUT.log("tensorboard/{run_id}"),
     localrule: True
     conda:
         CONDA_ENV
     shell:
-        f"{HPSTUDY} tensorboard --run-dir $(dirname {{input.summary}})"
-        " --out-dir {output} > {log} 2>&1"
+        f"{HPSTUDY} tensorboard --run-dir $(dirname {{input}}) --out-dir {{output}} > {{log}} 2>&1"

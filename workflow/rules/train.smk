@@ -1,18 +1,20 @@
-# Training: one job per run of the sweep. The run's settings and a digest of the training code
-# are params, so Snakemake's params trigger retrains exactly the runs a change affects.
+# Training: one job per distinct run. Its params are the run's identity (hpstudy.identity):
+# the settings that change its numbers, its seed, the digest of the code that computes them
+# and its pretrained weights. Snakemake retrains a run exactly when that identity changes; the
+# full settings travel in a file the job reads, so the shell line never changes.
 
 
 rule train:
     input:
-        manifest=MANIFEST,
+        manifest=lambda wildcards: LAYOUT.manifest(wildcards.run_id.split("/")[0]),
         weights=pretrained_weights,
     output:
-        summary=run_file("{run_id}", "summary.json"),
-        metrics=run_file("{run_id}", "metrics.csv"),
-        params=run_file("{run_id}", "params.json"),
-        model=run_file("{run_id}", "model.pt"),
+        summary=LAYOUT.run_file("{run_id}", "summary.json"),
+        metrics=LAYOUT.run_file("{run_id}", "metrics.csv"),
+        params=LAYOUT.run_file("{run_id}", "params.json"),
+        model=LAYOUT.run_file("{run_id}", "model.pt"),
     log:
-        f"{LOGS}/train/{{run_id}}.log",
+        LAYOUT.run_file("{run_id}", paths.TRAIN_LOG),
     conda:
         CONDA_ENV
     threads: config["threads"]["train"]
@@ -20,15 +22,8 @@ rule train:
         gpu=1,
         mem_mb=16000,
     params:
-        settings=lambda wildcards: run_params(RUNS[wildcards.run_id]),
-        code=TRAINING_CODE,
-        data_dir=lambda wildcards, input: os.path.dirname(input.manifest),
-        out_dir=lambda wildcards, output: os.path.dirname(output.summary),
-        checkpoint_dir=lambda wildcards: f"{CHECKPOINTS}/{wildcards.run_id}",
-        weights=lambda wildcards, input: (
-            f"--weights {input.weights}" if input.weights else ""
-        ),
+        identity=lambda wildcards: RUNS[wildcards.run_id].identity_json,
     shell:
-        "python -m hpstudy train --settings {params.settings:q} --data-dir {params.data_dir}"
-        " --out-dir {params.out_dir} --checkpoint-dir {params.checkpoint_dir}"
-        " --threads {threads} --gpus {resources.gpu} {params.weights} > {log} 2>&1"
+        f"python -m hpstudy train --settings {paths.SETTINGS_ROOT}/{{wildcards.run_id}}.json"
+        " --data-dir $(dirname {input.manifest}) --out-dir $(dirname {output.summary})"
+        " --threads {threads} --gpus {resources.gpu} > {log} 2>&1"
