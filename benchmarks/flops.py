@@ -16,6 +16,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from hpstudy.identity import canonical_settings
 from hpstudy.models import build_model
 
 
@@ -71,7 +72,7 @@ def main() -> None:
     cases = [("custom", {"model": "custom", "kernel_width": [5, 5, 7]}, 64),
              ("resnet18", {"model": "resnet18", "pretrained": False}, 32)]  # fmt: skip
     for name, settings, batch in cases:
-        model = build_model(settings, 6, args.image_size).train()
+        model = build_model(canonical_settings(settings), 6, args.image_size).train()
         images = torch.rand(batch, 3, args.image_size, args.image_size)
         labels = torch.randint(0, 6, (batch,))
         flops = step_flops(model, images, labels)

@@ -19,10 +19,11 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from hpstudy.batches import BatchOptions, DeviceSplit
+from hpstudy.batches import DeviceSplit
+from hpstudy.identity import canonical_settings
+from hpstudy.loop import build_trainer, train_one_epoch
 from hpstudy.models import build_model
-from hpstudy.optim import build_loss, build_optimizer
-from hpstudy.train import Runtime, train_one_epoch
+from hpstudy.runtime import Runtime
 
 MODES = {"fp32": ("fp32", False), "bf16+channels_last": ("bf16", True)}
 
@@ -38,7 +39,7 @@ def random_split(count: int, size: int, device: torch.device) -> DeviceSplit:
 
 def flops_per_image(model_settings: dict, size: int, device: torch.device) -> float:
     """Training FLOPs (forward + backward) per image, counted on a batch of two."""
-    model = build_model(model_settings, 6, size).to(device).train()
+    model = build_model(canonical_settings(model_settings), 6, size).to(device).train()
     images = torch.rand(2, 3, size, size, device=device)
     with FlopCounterMode(display=False) as counter:
         torch.nn.functional.cross_entropy(
@@ -51,20 +52,16 @@ def bench_case(model_settings, split, size, batch, mode, epochs, threads) -> lis
     """Epoch times of one (model, batch, precision) case through hpstudy's training loop."""
     precision, channels_last = MODES[mode]
     device_pref = split.images.device.type
-    settings = {**model_settings, "optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0,
-                "momentum": 0.0, "device": device_pref, "precision": precision,
-                "deterministic": False}  # fmt: skip
-    runtime = Runtime(settings, threads)
+    settings = canonical_settings({**model_settings, "weight_decay": 0.0, "batch_size": batch,
+                                   "device": device_pref, "precision": precision})  # fmt: skip
+    settings["seed"] = 0
+    runtime = Runtime.for_settings(settings, threads)
     runtime.channels_last = channels_last and runtime.device.type == "cuda"
-    torch.manual_seed(0)
-    layout = torch.channels_last if runtime.channels_last else torch.contiguous_format
-    model = build_model(settings, 6, size).to(runtime.device, memory_format=layout)
-    optimizer, loss_fn = build_optimizer(settings, model.parameters()), build_loss()
-    options = BatchOptions(batch, channels_last=runtime.channels_last)
+    trainer = build_trainer(settings, runtime, split, split, 6, size)
     times = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        train_one_epoch(model, optimizer, loss_fn, split, options, runtime, 0, epoch)
+        train_one_epoch(trainer, epoch)
         times.append(time.perf_counter() - start)  # train_one_epoch ends with a host sync
     return times
 

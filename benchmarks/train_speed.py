@@ -16,6 +16,7 @@ machine with the same threads and the same model measures:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import tempfile
 import time
@@ -25,15 +26,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hpstudy.batches import BatchOptions, load_split, train_batches
+from hpstudy.batches import BatchOptions, train_batches
+from hpstudy.dataset import load_split
+from hpstudy.identity import canonical_settings
+from hpstudy.loop import build_trainer, train_one_epoch
 from hpstudy.models import build_model
 from hpstudy.optim import build_loss, build_optimizer
-from hpstudy.train import Runtime, train_one_epoch
+from hpstudy.runtime import Runtime
 
 CLASSES = ["buildings", "forest", "glacier", "mountain", "sea", "street"]
-SETTINGS = {"model": "custom", "kernel_width": [5, 5, 7], "optimizer": "adam", "lr": 1e-4,
-            "weight_decay": 0.0, "momentum": 0.0, "device": "cpu", "precision": "fp32",
-            "deterministic": False}  # fmt: skip
+# the post's CNN and optimiser (Adam, lr 1e-4) on the CPU, in fp32, seed 0
+SETTINGS = {**canonical_settings({"weight_decay": 0.0, "device": "cpu"}), "seed": 0}
 
 
 def photo_like(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -62,7 +65,12 @@ def generate(root: Path, counts: dict[str, int], size: int = 150) -> Path:
         np.save(processed / f"{split}_x.npy", xs)
         np.save(processed / f"{split}_y.npy", ys.astype(np.int64))
         splits[split] = {"count": count, "x": f"{split}_x.npy", "y": f"{split}_y.npy"}
-    manifest = {"name": "bench", "image_size": size, "classes": CLASSES, "splits": splits}
+    names = [name for entry in splits.values() for name in (entry["x"], entry["y"])]
+    manifest = {
+        "name": "bench", "image_size": size, "classes": CLASSES, "splits": splits,
+        "sha256": {n: hashlib.sha256((processed / n).read_bytes()).hexdigest() for n in names},
+        "bytes": {n: (processed / n).stat().st_size for n in names},
+    }  # fmt: skip
     (processed / "manifest.json").write_text(json.dumps(manifest))
     return processed
 
@@ -122,14 +130,12 @@ def seed_epoch(root: Path, batch_size: int) -> float:
 
 def our_epoch(processed: Path, batch_size: int, threads: int) -> float:
     """Seconds for one training epoch through hpstudy's train_one_epoch."""
-    runtime = Runtime({**SETTINGS}, threads)
-    model, optimizer, loss_fn = fresh_model()
-    if runtime.channels_last:  # as train() does
-        model = model.to(memory_format=torch.channels_last)
-    split = load_split(processed, "train", runtime.device)
-    options = BatchOptions(batch_size, channels_last=runtime.channels_last)
+    settings = {**SETTINGS, "batch_size": batch_size}
+    runtime = Runtime.for_settings(settings, threads)
+    train, test = (load_split(processed, s, runtime.device) for s in ("train", "test"))
+    trainer = build_trainer(settings, runtime, train, test, len(CLASSES), 150)
     start = time.perf_counter()
-    train_one_epoch(model, optimizer, loss_fn, split, options, runtime, 0, 1)
+    train_one_epoch(trainer, 1)
     return time.perf_counter() - start
 
 
