@@ -33,8 +33,8 @@ from hpstudy.train import train, trajectory_key
 SUMMARY_KEYS = {
     "run_id", "final_test_acc", "best_test_acc", "best_epoch", "final_train_loss",
     "final_test_loss", "min_test_loss", "min_test_loss_epoch", "epochs_completed", "diverged",
-    "diverged_epoch", "total_time_s", "mean_epoch_time_s", "param_count", "conv_param_count",
-    "fc_param_count", "device", "device_name", "torch_version", "git_revision",
+    "diverged_epoch", "diverged_reason", "total_time_s", "mean_epoch_time_s", "param_count",
+    "conv_param_count", "fc_param_count", "device", "device_name", "torch_version", "git_revision",
     "peak_memory_mb", "params",
 }  # fmt: skip
 CPU = torch.device("cpu")
@@ -65,6 +65,8 @@ def test_a_run_writes_params_metrics_summary_and_weights(tmp_path, tiny):
         "image_size": 16,
         "num_classes": 6,
         "classes": classes,
+        "train_count": 96,
+        "test_count": 36,
     }
     assert (out / "metrics.csv").read_text().splitlines()[0] == ",".join(METRIC_COLUMNS)
     rows = read_metrics(out / "metrics.csv")
@@ -375,3 +377,21 @@ def test_resume_after_sigkill_mid_epoch_gives_identical_metrics(tmp_path):
     new_w = torch.load(out / "model.pt", weights_only=True)
     assert all(torch.equal(ref_w[k], new_w[k]) for k in ref_w)
     assert not last.exists()
+
+
+def test_the_final_predictions_are_saved_and_a_run_resumed_at_its_end_saves_the_same(
+    tmp_path, tiny
+):
+    spec, summary, out = run(tmp_path, tiny, epochs=2, keep_checkpoint=True)
+    with np.load(out / "predictions.npz") as saved:
+        first = {name: saved[name] for name in ("label", "pred", "prob")}
+    test_labels = np.load(tiny / "test_y.npy")
+    assert np.array_equal(first["label"], test_labels)
+    assert np.mean(first["pred"] == first["label"]) == pytest.approx(summary["final_test_acc"])
+    assert ((first["prob"] > 0) & (first["prob"] <= 1)).all()
+    (out / "summary.json").unlink()  # killed after its last epoch, before the summary
+    (out / "predictions.npz").unlink()
+    again = train(spec, tiny, out, threads=1)
+    assert again["final_test_acc"] == summary["final_test_acc"]
+    with np.load(out / "predictions.npz") as saved:
+        assert all(np.array_equal(saved[name], first[name]) for name in first)

@@ -22,10 +22,16 @@ from dataclasses import dataclass
 
 RUN_ID_PATTERN = r"[^/]+/[^/]+/seed-[0-9]+"  # Snakemake's wildcard constraint for run ids
 # what a finished train job leaves in its run folder (summary.json is written last)
-RUN_OUTPUTS = ("params.json", "metrics.csv", "summary.json", "model.pt")
+PREDICTIONS = "predictions.npz"  # the final epoch's test predictions: label, pred, prob
+RUN_OUTPUTS = ("params.json", "metrics.csv", "summary.json", "model.pt", PREDICTIONS)
 TRAIN_LOG = "train.log"
 SETTINGS_ROOT = ".snakemake/hpstudy/settings"  # per-run settings files the train jobs read
 PLANS_ROOT = ".snakemake/hpstudy/plans"  # content-addressed study plans for aggregate
+# what the report stage of a config writes into its results folder, besides figures
+RESULT_FILES = (
+    "metrics.csv", "summary.csv", "summary.json", "seed_summary.csv", "headline.json",
+    "comparison.csv", "comparison.json", "findings.md", "findings.json",
+)  # fmt: skip
 ARRAY_FILES = ("train_x.npy", "train_y.npy", "test_x.npy", "test_y.npy")
 PRED_FILES = ("pred_x.npy", "pred_y.npy", "pred.json")
 
@@ -105,6 +111,10 @@ class Layout:
     def figure(self, study: str, kind: str, ext: str = "png") -> str:
         """One figure of a study."""
         return f"{self.results}/figures/{study}/{kind}.{ext}"
+
+    def overview_figure(self, kind: str, ext: str = "png") -> str:
+        """A figure of the whole sweep (e.g. the reproduction overview)."""
+        return f"{self.results}/figures/{kind}.{ext}"
 
     def log(self, name: str) -> str:
         """The log of one step of this config, e.g. ``log("report/aggregate")``."""

@@ -99,20 +99,32 @@ def evaluate(
     options: BatchOptions,
     runtime: Runtime,
 ) -> dict:
-    """Exact per-sample mean loss and accuracy on a split, in inference mode."""
+    """Exact per-sample mean loss and accuracy on a split, in inference mode, and each image's
+    predicted class and its probability (``pred``, ``prob``: tensors on the CPU)."""
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
     correct = torch.zeros((), dtype=torch.int64, device=runtime.device)
+    preds, probs = [], []
     with torch.inference_mode(), runtime.autocast():
         for images, labels in eval_batches(split, options):
             logits = model(images)
             loss_sum += loss_fn(logits.float(), labels).double() * labels.shape[0]
-            correct += (logits.argmax(1) == labels).sum()
-    return {"loss": loss_sum.item() / len(split), "acc": correct.item() / len(split)}
+            pred = logits.argmax(1)
+            prob = torch.softmax(logits.float(), 1).gather(1, pred[:, None])[:, 0]
+            correct += (pred == labels).sum()
+            preds.append(pred)
+            probs.append(prob)
+    return {
+        "loss": loss_sum.item() / len(split),
+        "acc": correct.item() / len(split),
+        "pred": torch.cat(preds).cpu(),
+        "prob": torch.cat(probs).cpu(),
+    }
 
 
-def run_epoch(trainer: Trainer, epoch: int) -> dict:
-    """Train and evaluate one epoch; returns its metrics row."""
+def run_epoch(trainer: Trainer, epoch: int) -> tuple[dict, dict]:
+    """Train and evaluate one epoch; returns its metrics row and the test evaluation (with
+    each image's prediction)."""
     runtime = trainer.runtime
     if runtime.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(runtime.device)
@@ -133,7 +145,7 @@ def run_epoch(trainer: Trainer, epoch: int) -> dict:
         trainer.model, trainer.loss_fn, trainer.test, trainer.eval_options, runtime
     )
     eval_time = time.perf_counter() - start - train_time
-    return {
+    row = {
         "epoch": epoch, "train_loss": train_stats["loss"], "train_acc": train_stats["acc"],
         "test_loss": test_stats["loss"], "test_acc": test_stats["acc"],
         "lr": trainer.optimizer.param_groups[0]["lr"], "epoch_time_s": train_time + eval_time,
@@ -141,3 +153,4 @@ def run_epoch(trainer: Trainer, epoch: int) -> dict:
         "train_images_per_s": len(trainer.train) / train_time,
         "peak_memory_mb": devices.peak_memory_mb(runtime.device),
     }  # fmt: skip
+    return row, test_stats

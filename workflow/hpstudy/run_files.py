@@ -1,5 +1,10 @@
-"""The columns of a run's ``metrics.csv``: written by :mod:`hpstudy.train`, read by
-:mod:`hpstudy.aggregate` and the tests. Kept here, free of torch, so readers import it cheaply."""
+"""What a run's files hold: the columns of ``metrics.csv`` and the rule that marks a run
+diverged. Written by :mod:`hpstudy.train`, read by :mod:`hpstudy.aggregate` and the tests;
+free of torch, so readers import it cheaply."""
+
+from __future__ import annotations
+
+import math
 
 # one row per epoch, in this order
 METRIC_COLUMNS = (
@@ -10,3 +15,30 @@ METRIC_COLUMNS = (
 TIMING_COLUMNS = (
     "epoch_time_s", "train_time_s", "eval_time_s", "train_images_per_s", "peak_memory_mb",
 )  # fmt: skip
+
+# A run has exploded when its final train loss is this many times the loss of a uniform guess
+# (ln of the class count) while its final test accuracy stays within CHANCE_MARGIN of chance.
+EXPLOSION_FACTOR = 10.0
+CHANCE_MARGIN = 0.05
+DIVERGENCE_RULE = (
+    f"the train loss became non-finite, or it ended above {EXPLOSION_FACTOR:g} x ln(classes) "
+    f"(the loss of a uniform guess) with the final test accuracy within "
+    f"{CHANCE_MARGIN * 100:g} points of chance"
+)
+
+
+def divergence(rows: list[dict], num_classes: int) -> str | None:
+    """Why a run diverged (see ``DIVERGENCE_RULE``), or None when it did not."""
+    for row in rows:
+        if not math.isfinite(row["train_loss"]):
+            return f"non-finite train loss at epoch {row['epoch']}"
+    last = rows[-1]
+    ceiling = EXPLOSION_FACTOR * math.log(num_classes)
+    chance = 1 / num_classes
+    if last["train_loss"] > ceiling and last["test_acc"] <= chance + CHANCE_MARGIN:
+        return (
+            f"exploded: final train loss {last['train_loss']:.3g} > {ceiling:.3g} "
+            f"({EXPLOSION_FACTOR:g} x ln {num_classes}) with test accuracy "
+            f"{last['test_acc'] * 100:.1f}% at chance"
+        )
+    return None

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from hpstudy import checkpoint, devices
@@ -31,9 +32,10 @@ from hpstudy.atomic import (
 from hpstudy.dataset import load_manifest, load_split
 from hpstudy.errors import HpstudyError
 from hpstudy.identity import canonical_json, trajectory_identity
-from hpstudy.loop import Trainer, build_trainer, run_epoch
+from hpstudy.layout import PREDICTIONS
+from hpstudy.loop import Trainer, build_trainer, evaluate, run_epoch
 from hpstudy.models import parameter_counts
-from hpstudy.run_files import METRIC_COLUMNS
+from hpstudy.run_files import METRIC_COLUMNS, divergence
 from hpstudy.runlock import run_lock
 from hpstudy.runtime import Runtime
 
@@ -72,7 +74,8 @@ def summarize(rows: list[dict], params: dict, trainer: Trainer) -> dict:
     last = rows[-1]
     best_acc, best_epoch = _best(rows, "test_acc", max)
     min_loss, min_loss_epoch = _best(rows, "test_loss", min)
-    diverged = not math.isfinite(last["train_loss"])
+    reason = divergence(rows, params["data"]["num_classes"])
+    diverged = reason is not None
     total = sum(r["epoch_time_s"] for r in rows)
     device = trainer.runtime.device
     return {
@@ -82,6 +85,7 @@ def summarize(rows: list[dict], params: dict, trainer: Trainer) -> dict:
         "final_test_loss": _finite_or_none(last["test_loss"]), "min_test_loss": min_loss,
         "min_test_loss_epoch": min_loss_epoch, "epochs_completed": len(rows),
         "diverged": diverged, "diverged_epoch": last["epoch"] if diverged else None,
+        "diverged_reason": reason,
         "total_time_s": total, "mean_epoch_time_s": total / len(rows),
         **parameter_counts(trainer.model),
         "peak_memory_mb": max(r["peak_memory_mb"] for r in rows), "device": device.type,
@@ -122,12 +126,14 @@ def trajectory_key(spec: dict) -> str:
 
 def run_epochs(
     rows: list[dict], trainer: Trainer, spec: dict, metrics_path: Path, log: logging.Logger
-) -> list[dict]:
-    """Epochs after the resumed ones; stops at the first non-finite training loss."""
+) -> tuple[list[dict], dict | None]:
+    """Epochs after the resumed ones; stops at the first non-finite training loss. Returns the
+    rows and the last epoch's test evaluation (None when no epoch was left to run)."""
     settings = trainer.settings
     atomic_write_text(metrics_path, metrics_text(rows))
+    tested = None
     for epoch in range(len(rows) + 1, settings["epochs"] + 1):
-        row = run_epoch(trainer, epoch)
+        row, tested = run_epoch(trainer, epoch)
         rows.append(row)
         atomic_write_text(metrics_path, metrics_text(rows))
         log.info("%s epoch %d/%d train_loss %.4f train_acc %.4f test_loss %.4f test_acc "
@@ -151,7 +157,19 @@ def run_epochs(
                 "metrics_rows": [dict(r) for r in rows],
             },
         )
-    return rows
+    return rows, tested
+
+
+def write_predictions(path: Path, tested: dict, labels: torch.Tensor) -> None:
+    """The final test evaluation per image: true class, predicted class, its probability."""
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        label=labels.cpu().numpy().astype(np.int16),
+        pred=tested["pred"].numpy().astype(np.int16),
+        prob=tested["prob"].numpy().astype(np.float32),
+    )
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def train(
@@ -194,11 +212,17 @@ def train(
             **{k: spec[k] for k in ("run_id", "variant", "name", "seed", "identity", "trajectory")},
             "settings": spec["settings"],
             "data": {"name": manifest["name"], "image_size": image_size, "num_classes": num_classes,
-                     "classes": manifest["classes"]},
+                     "classes": manifest["classes"], "train_count": len(splits[0]),
+                     "test_count": len(splits[1])},
         }  # fmt: skip
         atomic_write_json(out_dir / "params.json", params)
         rows = resume(spec, trainer, log)
-        rows = run_epochs(rows, trainer, spec, out_dir / "metrics.csv", log)
+        rows, tested = run_epochs(rows, trainer, spec, out_dir / "metrics.csv", log)
+        if tested is None:  # resumed after its last epoch: evaluate the final weights again
+            tested = evaluate(
+                trainer.model, trainer.loss_fn, trainer.test, trainer.eval_options, runtime
+            )
+        write_predictions(out_dir / PREDICTIONS, tested, trainer.test.labels)
         summary = summarize(rows, params, trainer)
         weights = io.BytesIO()
         torch.save(trainer.model.state_dict(), weights)

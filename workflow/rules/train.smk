@@ -13,6 +13,7 @@ rule train:
         metrics=LAYOUT.run_file("{run_id}", "metrics.csv"),
         params=LAYOUT.run_file("{run_id}", "params.json"),
         model=LAYOUT.run_file("{run_id}", "model.pt"),
+        predictions=LAYOUT.run_file("{run_id}", paths.PREDICTIONS),
     log:
         LAYOUT.run_file("{run_id}", paths.TRAIN_LOG),
     conda:
