@@ -1,4 +1,6 @@
-"""The side-by-side with the post's own runs: matching by settings, the table, the figure."""
+"""The post's own runs beside ours: the matching rule, one row per post run, the headline,
+and the figures. The post's own curves, fed back as three identical seeds, must come out
+reproduced, with the post's claims as the post states them."""
 
 from __future__ import annotations
 
@@ -6,12 +8,50 @@ import pandas as pd
 import pytest
 from runfactory import Sweep
 
-from hpstudy import compare, figures, reference, targets
+from hpstudy import compare, findings, reference, targets
 from hpstudy.cli import main as cli_main
 from hpstudy.config import validate_config
+from hpstudy.figures import post_figure, reproduction_figure
 from hpstudy.plan import build_plan
+from hpstudy.stats import HOLDS
 
 RESNET = {"model": "resnet18", "pretrained": True, "batch_size": 32}
+EXPERIMENT_PARAM = {
+    "learning_rate": "lr",
+    "batch_size": "batch_size",
+    "weight_decay": "weight_decay",
+}
+
+
+def post_sweep(root, seeds=(0, 1, 2)) -> Sweep:
+    """Every labelled post run as a run of ours with the post's settings and curves."""
+    sweep = Sweep(root)
+    curves = pd.DataFrame(reference.post_epochs())
+    for post in reference.post_runs():
+        if post["experiment"] == reference.UNLABELLED:
+            continue
+        param = EXPERIMENT_PARAM[post["experiment"]]
+        settings = reference.post_settings(post)
+        run = curves[curves["run"] == post["run"]]
+
+        def post_curves(value, seed, run=run, post=post):
+            return {
+                "train_loss": run["train_loss"].tolist(),
+                "test_loss": run["test_loss"].tolist(),
+                "test_acc": run["test_acc"].tolist(),
+                "epoch_time_s": post["mean_epoch_time_s"],
+            }
+
+        fixed = {k: v for k, v in settings.items() if k != param}
+        sweep.study(post["experiment"], param, [settings[param]], seeds, post_curves, **fixed)
+    return sweep
+
+
+@pytest.fixture(scope="module")
+def post(tmp_path_factory):
+    sweep = post_sweep(tmp_path_factory.mktemp("post"))
+    summary, metrics = sweep.tables()
+    return sweep, summary, metrics, compare.compare_with_post(summary, metrics)
 
 
 def test_reference_data_ships_with_the_package():
@@ -20,81 +60,119 @@ def test_reference_data_ships_with_the_package():
     assert epochs.groupby("run").size().eq(10).all()
 
 
-def test_runs_match_the_post_by_settings_not_study_name(tmp_path):
-    sweep = Sweep(tmp_path)
-    sweep.study(
-        "my_lr", "lr", [1e-4], **RESNET, curves=lambda v, s: {"test_acc": [0.5] * 9 + [0.9]}
+def test_the_posts_own_curves_are_reproduced_and_its_claims_hold(post):
+    sweep, summary, metrics, table = post
+    labelled = table[table["kind"] == "labelled"]
+    assert sorted(labelled["post_run"], key=lambda r: int(r[3:])) == [
+        "run1",
+        "run2",
+        "run3",
+        "run4",
+        "run5",
+        "run6",
+        "run8",
+        "run10",
+    ]
+    assert labelled["reproduced"].all() and (labelled["seeds"] == 3).all()
+    exact = labelled[labelled["post_run"] != "run5"]  # run5 and run8 are one setting of ours
+    assert exact["final_test_acc_diff"].abs().max() < 1e-12
+    assert exact["epoch_test_acc_mad"].max() < 1e-12 and exact["shared_epochs"].eq(10).all()
+    assert compare.headline(table) == {"post_runs_compared": 8, "post_runs_reproduced": 8}
+    found = findings.compute_findings(findings.Context(summary, metrics, sweep.runs_dir))
+    assert [f.verdict for f in found] == [HOLDS] * len(found) and len(found) == 7
+
+
+def test_each_post_run_counts_once_and_unrecorded_weight_decay_is_the_assumed_one(post):
+    _, _, _, table = post
+    assert table.groupby(["post_run", "run_name"]).size().max() == 1
+    by_run = table.set_index("post_run")
+    assert by_run.loc["run10", "run_name"] == "wd-1_bs-450"
+    assert by_run.loc["run10", "weight_decay_source"] == "recorded"
+    # run5 recorded no weight decay: only our run at the assumed 0.01 matches it
+    assert (
+        by_run.loc["run5", "run_name"] == "bs-450"
+        and by_run.loc["run5", "weight_decay_source"] == "assumed"
     )
-    sweep.study("weight_decay", "weight_decay", [1.0, 0.5], batch_size=450)
-    sweep.study("short", "lr", [1e-4], epochs=5, **RESNET)  # run1's settings, 5 epochs: no match
-    sweep.study("kernel_width", "kernel_width", [[3, 3, 3]])  # not the post's network
-    (summary,) = sweep.tables("summary.csv")
-    table = compare.compare_with_post(summary)
-    pairs = {
-        (rid.split("/")[1], post)
-        for rid, post in zip(table["run_id"], table["post_run"], strict=True)
-    }
-    assert pairs == {
-        ("model-resnet18_pretrained-true_bs-32", "run1"),
-        ("wd-1_bs-450", "run10"),
-        ("wd-1_bs-450", "run5"),
-        ("wd-1_bs-450", "run9"),
-        ("wd-0.5_bs-450", "run5"),
-        ("wd-0.5_bs-450", "run9"),
-    }
-    run1 = table[table["post_run"] == "run1"].iloc[0]
-    assert run1["post_final_test_acc"] == pytest.approx(0.9243)
-    assert run1["final_test_acc_diff"] == pytest.approx(0.9 - 0.9243)
-    assert run1["best_test_acc_diff"] == pytest.approx(0.9 - 0.93)
-    assert list(table.columns) == compare.COMPARISON_COLUMNS
+    assert "wd-1_bs-450" not in set(table.loc[table["post_run"].isin(["run5", "run9"]), "run_name"])
+
+
+def test_unlabelled_runs_are_listed_apart_and_never_counted(post):
+    _, _, _, table = post
+    unlabelled = table[table["kind"] == "unlabelled"]
+    assert set(unlabelled["post_run"]) == {"run7", "run9"}
+    assert "run7" not in set(table.loc[table["kind"] == "labelled", "post_run"])
+    assert compare.headline(table)["post_runs_compared"] == 8
+
+
+def test_another_assumed_weight_decay_moves_the_unrecorded_matches(tmp_path):
+    sweep = Sweep(tmp_path)
+    sweep.study("wd", "weight_decay", [0.01, 0.0], batch_size=450)
+    summary, metrics = sweep.tables()
+    default = compare.compare_with_post(summary, metrics)
+    assert set(default.loc[default["post_run"] == "run5", "run_name"]) == {"bs-450"}
+    zero = compare.compare_with_post(summary, metrics, assumed_weight_decay=0.0)
+    assert set(zero.loc[zero["post_run"] == "run5", "run_name"]) == {"wd-0_bs-450"}
+    assert set(zero.loc[zero["post_run"] == "run8", "run_name"]) == {"bs-450"}  # recorded 0.01
 
 
 @pytest.mark.parametrize(
     ("overrides", "reason"),
-    [({"data": {"num_classes": 10}}, "classes"), ({"data": {"image_size": 48}}, "size"),
-     ({"optimizer": "sgd"}, "optimizer"), ({"pretrained": False}, "pretrained"),
-     ({"batch_size": 64}, "batch")],
-)  # fmt: skip
+    [
+        ({"data": {"num_classes": 10}}, "classes"),
+        ({"data": {"image_size": 48}}, "size"),
+        ({"optimizer": "sgd"}, "optimizer"),
+        ({"pretrained": False}, "pretrained"),
+        ({"batch_size": 64}, "batch"),
+        ({"flip": True}, "augmentation"),
+    ],
+)
 def test_each_setting_of_the_rule_can_break_the_match(tmp_path, overrides, reason):
     sweep = Sweep(tmp_path)
     sweep.study("lr", "lr", [1e-4], **{**RESNET, **overrides})
-    (summary,) = sweep.tables("summary.csv")
-    assert compare.compare_with_post(summary).empty, reason
+    summary, metrics = sweep.tables()
+    assert compare.compare_with_post(summary, metrics).empty, reason
 
 
-def test_digits_find_no_rows_and_the_csv_keeps_its_header(tmp_path, capsys):
+def test_cli_writes_the_table_and_its_counts_and_keeps_the_header_when_nothing_matches(
+    tmp_path, capsys
+):
     sweep = Sweep(tmp_path, data={"name": "digits", "image_size": 48, "num_classes": 10})
     sweep.study("bs", "batch_size", [450])
     sweep.aggregate()
-    out = sweep.out
-    argv = ["compare", "--summary", str(out / "summary.csv"), "--out", str(out / "comparison.csv")]
-    assert cli_main(argv) == 0
-    assert "0 of our runs match" in capsys.readouterr().out
-    table = pd.read_csv(out / "comparison.csv")
+    assert cli_main(["compare", "--tables", str(sweep.out)]) == 0
+    assert "0 of 0 post runs reproduced" in capsys.readouterr().out
+    table = pd.read_csv(sweep.out / "comparison.csv")
     assert table.empty and list(table.columns) == compare.COMPARISON_COLUMNS
+    assert (sweep.out / "comparison.json").read_text().count('"post_runs_compared": 0') == 1
 
 
-def post_tables(tmp_path):
-    sweep = Sweep(tmp_path)
-    sweep.study("learning_rate", "lr", [1e-7, 1e-4, 1e-2], **RESNET)
-    summary, metrics = sweep.tables()
-    return metrics, summary, compare.compare_with_post(summary)
-
-
-def test_post_figure_draws_the_post_dashed_in_our_colour(tmp_path):
-    metrics, summary, comparison = post_tables(tmp_path)
-    fig = figures.post_figure(metrics, summary, comparison, "learning_rate")
+def test_post_figure_draws_the_post_dashed_in_our_colour(post):
+    _, summary, metrics, table = post
+    fig = post_figure(metrics, summary, table, "learning_rate")
     lines = fig.axes[2].get_lines()
-    assert len(lines) == 6  # ours and the post's for each of three rates
     ours = {ln.get_label(): ln for ln in lines if ln.get_linestyle() == "-"}
-    post = {ln.get_label(): ln for ln in lines if ln.get_linestyle() != "-"}
+    theirs = {ln.get_label(): ln for ln in lines if ln.get_linestyle() != "-"}
     assert set(ours) == {"1e-07 (ours)", "1e-04 (ours)", "0.01 (ours)"}
-    assert set(post) == {"1e-07 (post run3)", "1e-04 (post run1)", "0.01 (post run2)"}
-    assert post["1e-04 (post run1)"].get_color() == ours["1e-04 (ours)"].get_color()
-    assert post["1e-04 (post run1)"].get_ydata()[0] == pytest.approx(92.57)
+    assert set(theirs) == {"1e-07 (post run3)", "1e-04 (post run1)", "0.01 (post run2)"}
+    assert theirs["1e-04 (post run1)"].get_color() == ours["1e-04 (ours)"].get_color()
+    assert theirs["1e-04 (post run1)"].get_ydata()[0] == pytest.approx(92.57)
 
 
-def test_the_post_figure_is_only_planned_where_a_post_run_matches():
+def test_reproduction_at_a_glance_shows_each_post_run_beside_our_interval(post):
+    _, _, _, table = post
+    fig = reproduction_figure(table)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(labels) == 8 and all("run7" not in label for label in labels)
+    post_marks = ax.get_lines()[-1]
+    labelled = table[table["kind"] == "labelled"]
+    assert list(post_marks.get_xdata()) == pytest.approx(
+        list(labelled["post_final_test_acc"] * 100)
+    )
+    assert "8 of 8 reproduced" in ax.get_legend().get_title().get_text()
+
+
+def test_the_post_figures_are_only_planned_where_a_post_run_matches():
     def kinds(dataset, studies):
         config = validate_config({"dataset": dataset, "studies": studies})
         plan = build_plan(config)
