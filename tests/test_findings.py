@@ -1,193 +1,272 @@
-"""Verdicts on the post's rules: each one flips with the curves fed to it."""
+"""Verdicts on the post's rules: every outcome reached by the seeds fed to it, with the
+effect, its interval, the seeds and the margin said each time."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 from runfactory import Sweep, approach
 
-from hpstudy import findings
+from hpstudy import findings, run_files
 from hpstudy.cli import main as cli_main
-from hpstudy.findings import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN
+from hpstudy.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, NO_DIFFERENCE
 
 LRS = (1e-7, 1e-4, 1e-2)
-HEALTHY = {"test_acc": approach(0.3, 0.8, 6), "test_loss": approach(1.5, 0.6, 6),
-           "train_loss": approach(1.6, 0.5, 6)}  # fmt: skip
-
-
-def study(root, name, param, values, curves, seeds=(0,), **settings):
-    """(summary, metrics) of one synthetic study; ``curves(value, seed)`` gives its curves."""
-    sweep = Sweep(root)
-    sweep.study(name, param, values, seeds=seeds, curves=curves, **settings)
-    return sweep.tables()
-
-
-def lr_study(root, per_value, seeds=(0,), experiment="learning_rate"):
-    """A learning-rate study; ``per_value[lr]`` overrides the healthy curves of that rate
-    (a callable gets the seed)."""
-
-    def curves(lr, seed):
-        extra = per_value.get(lr, {})
-        return {**HEALTHY, **(extra(seed) if callable(extra) else extra)}
-
-    return study(root, experiment, "lr", LRS, curves, seeds=seeds, epochs=6)
+HEALTHY = {
+    "test_acc": approach(0.3, 0.8, 6),
+    "test_loss": approach(1.5, 0.6, 6),
+    "train_loss": approach(1.6, 0.5, 6),
+}
 
 
 def ends_at(final, epochs=6, start=0.3):
     return approach(start, final, epochs)[:-1] + [final]
 
 
+def judge(sweep: Sweep, margin: float = findings.MARGIN) -> list[findings.Finding]:
+    summary, metrics = sweep.tables()
+    return findings.compute_findings(findings.Context(summary, metrics, sweep.runs_dir, margin))
+
+
 def verdict(found, rule, word=""):
-    """The verdict of the one finding of ``rule`` whose claim mentions ``word``."""
+    """The one finding of ``rule`` whose claim mentions ``word``."""
     matches = [f for f in found if f.rule == rule and word in f.claim]
     assert len(matches) == 1, [f.claim for f in found]
     return matches[0]
 
 
+def batch_study(root, finals: dict, seeds=(0, 1, 2), **data) -> Sweep:
+    """A batch-size study whose runs end at ``finals[batch][seed]``."""
+    sweep = Sweep(root, data=data or None)
+    sweep.study(
+        "bs",
+        "batch_size",
+        list(finals),
+        seeds=seeds,
+        epochs=4,
+        curves=lambda bs, seed: {"test_acc": ends_at(finals[bs][seed], 4)},
+    )
+    return sweep
+
+
 @pytest.mark.parametrize(
     ("finals", "expected"),
-    [((0.6, 0.9, 0.65), HOLDS), ((0.6, 0.7, 0.9), FAILS), ((0.7, 0.703, 0.7), INCONCLUSIVE)],
+    [
+        ({10: (0.85, 0.86, 0.84), 256: (0.80, 0.81, 0.80), 450: (0.75, 0.76, 0.74)}, HOLDS),
+        ({10: (0.70, 0.71, 0.69), 256: (0.75, 0.76, 0.75), 450: (0.80, 0.81, 0.79)}, CONTRADICTED),
+        (
+            {10: (0.800, 0.801, 0.799), 256: (0.800, 0.802, 0.799), 450: (0.801, 0.800, 0.799)},
+            NO_DIFFERENCE,
+        ),
+        ({10: (0.90, 0.70, 0.85), 256: (0.72, 0.88, 0.80), 450: (0.75, 0.86, 0.70)}, INCONCLUSIVE),
+    ],
 )
-def test_middle_learning_rate_beats_both_ends(tmp_path, finals, expected):
-    per_value = {lr: {"test_acc": ends_at(f)} for lr, f in zip(LRS, finals, strict=True)}
-    summary, metrics = lr_study(tmp_path, per_value)
-    found = verdict(findings.compute_findings(summary, metrics), "Learning rate", "middle")
+def test_seeds_move_a_trend_verdict_to_each_of_the_four_outcomes(tmp_path, finals, expected):
+    found = verdict(judge(batch_study(tmp_path, finals)), "Batch size", "accuracy")
     assert found.verdict == expected
-    assert "points" in found.threshold
+    assert found.seeds == "3" and found.margin == "2.0 points"
+    assert "points [" in found.effect  # the effect with its 95% interval
+    if expected == INCONCLUSIVE:
+        assert found.resolve and found.resolve > 3
 
 
-@pytest.mark.parametrize(
-    ("last_losses", "expected"),
-    [((1.3, 1.2), HOLDS), ((1.0, 1.1), FAILS), ((1.0, 1.0), FAILS)],
-)
-def test_lowest_learning_rate_underfits_when_test_loss_still_falls(tmp_path, last_losses, expected):
-    loss = [1.8, 1.7, 1.6, 1.5, *last_losses]
-    summary, metrics = lr_study(tmp_path, {1e-7: {"test_loss": loss}})
-    found = verdict(findings.compute_findings(summary, metrics), "Learning rate", "underfits")
-    assert found.verdict == expected
-    assert "1e-07" in found.claim
-
-
-def test_seeds_that_disagree_make_a_check_inconclusive(tmp_path):
-    falling, rising = [1.8, 1.7, 1.6, 1.5, 1.3, 1.2], [1.8, 1.7, 1.6, 1.5, 1.0, 1.1]
-    per_value = {1e-7: lambda seed: {"test_loss": falling if seed == 0 else rising}}
-    summary, metrics = lr_study(tmp_path, per_value, seeds=(0, 1))
-    found = verdict(findings.compute_findings(summary, metrics), "Learning rate", "underfits")
+def test_a_trend_uses_every_seed_not_only_the_means(tmp_path):
+    # the means fall by 2.5 points, but one seed of three rises: the line is not sure
+    finals = {10: (0.84, 0.84, 0.78), 256: (0.82, 0.82, 0.80), 450: (0.80, 0.80, 0.83)}
+    found = verdict(judge(batch_study(tmp_path, finals)), "Batch size", "accuracy")
     assert found.verdict == INCONCLUSIVE
-    assert len([e for e in found.evidence if "seed-" in e]) == 2
 
 
-@pytest.mark.parametrize(
-    ("acc", "diverged", "expected"),
-    [([0.3, 0.6, 0.7, 0.4, 0.6, 0.65], False, HOLDS),
-     ([0.3, 0.5, 0.6, 0.62, 0.64, 0.66], False, FAILS),
-     ([0.3, 0.5, 0.6, 0.62, 0.64, 0.66], True, HOLDS)],
-)  # fmt: skip
-def test_highest_learning_rate_is_unstable(tmp_path, acc, diverged, expected):
-    summary, metrics = lr_study(tmp_path, {1e-2: {"test_acc": acc, "diverged": diverged}})
-    found = verdict(findings.compute_findings(summary, metrics), "Learning rate", "unstable")
-    assert found.verdict == expected
-
-
-def test_overfitting_at_the_best_learning_rate_names_the_epoch(tmp_path):
-    best = {"test_acc": ends_at(0.95), "test_loss": [1.0, 0.5, 0.4, 0.5, 0.6, 0.7],
-            "train_loss": [1.0, 0.6, 0.4, 0.2, 0.1, 0.05]}  # fmt: skip
-    summary, metrics = lr_study(tmp_path / "a", {1e-4: best})
-    found = verdict(findings.compute_findings(summary, metrics), "Overfitting")
+def test_a_group_stuck_at_chance_has_no_spread_and_still_gets_an_interval(tmp_path):
+    sweep = Sweep(tmp_path)
+    chance = {0.01: lambda s: ends_at((0.78, 0.80, 0.79)[s], 4), 1.0: lambda s: [1 / 6] * 4}
+    sweep.study(
+        "wd",
+        "weight_decay",
+        [0.01, 1.0],
+        seeds=(0, 1, 2),
+        epochs=4,
+        batch_size=450,
+        curves=lambda wd, seed: {"test_acc": chance[wd](seed)},
+    )
+    found = verdict(judge(sweep), "Weight decay")
     assert found.verdict == HOLDS
-    assert "1e-04" in found.claim
-    assert any("lowest at epoch 3" in e and "overfitting from epoch 4" in e for e in found.evidence)
-    # the same run whose test loss keeps falling does not overfit
-    best["test_loss"] = [1.0, 0.5, 0.4, 0.35, 0.33, 0.32]
-    summary, metrics = lr_study(tmp_path / "b", {1e-4: best})
-    assert verdict(findings.compute_findings(summary, metrics), "Overfitting").verdict == FAILS
+    assert "[" in found.effect and "(welch)" in found.evidence[1]
 
 
-def batch_study(root, accs, times):
-    by_size = dict(zip((10, 256, 450), zip(accs, times, strict=True), strict=True))
-    return study(root, "bs", "batch_size", list(by_size), epochs=4, curves=lambda bs, seed: {
-        "test_acc": ends_at(by_size[bs][0], 4), "epoch_time_s": by_size[bs][1]})  # fmt: skip
+def test_one_seed_uses_the_paired_test_on_the_test_images(tmp_path):
+    n = 3000
+    better = np.arange(n) < 2550  # 85% right
+    worse = np.arange(n) < 2400  # 80% right, a subset of the same images
+    sweep = Sweep(tmp_path)
+    sweep.study(
+        "bs",
+        "batch_size",
+        [10, 450],
+        epochs=4,
+        curves=lambda bs, seed: {
+            "test_acc": ends_at(0.85 if bs == 10 else 0.80, 4),
+            "correct": better if bs == 10 else worse,
+        },
+    )
+    found = verdict(judge(sweep), "Batch size", "accuracy")
+    assert found.verdict == HOLDS and found.seeds == "1 (single-seed)"
+    d = better.astype(float) - worse
+    half = 1.959964 * d.std(ddof=1) / np.sqrt(n) * 100
+    assert found.effect == f"{-5.0:+.1f} points [{-5 - half:+.1f}, {-5 + half:+.1f}]"
+    assert "(paired on test images)" in found.evidence[1]
 
 
-def test_batch_size_accuracy_and_time_flip_with_the_numbers(tmp_path):
-    summary, metrics = batch_study(tmp_path / "a", (0.82, 0.81, 0.77), (80.0, 40.0, 43.0))
-    found = findings.compute_findings(summary, metrics)
-    assert verdict(found, "Batch size", "accuracy").verdict == HOLDS
-    assert verdict(found, "Batch size", "time").verdict == HOLDS
-    summary, metrics = batch_study(tmp_path / "b", (0.70, 0.75, 0.80), (40.0, 60.0, 80.0))
-    found = findings.compute_findings(summary, metrics)
-    assert verdict(found, "Batch size", "accuracy").verdict == FAILS
-    assert verdict(found, "Batch size", "time").verdict == FAILS
-    summary, metrics = batch_study(tmp_path / "c", (0.80, 0.80, 0.80), (40.0, 41.0, 42.0))
-    found = findings.compute_findings(summary, metrics)
-    assert verdict(found, "Batch size", "accuracy").verdict == INCONCLUSIVE
-    assert verdict(found, "Batch size", "time").verdict == INCONCLUSIVE
+def test_one_seed_never_finds_no_practical_difference(tmp_path):
+    same = np.arange(3000) < 2400
+    sweep = Sweep(tmp_path)
+    sweep.study(
+        "bs",
+        "batch_size",
+        [10, 450],
+        epochs=4,
+        curves=lambda bs, seed: {"test_acc": ends_at(0.8, 4), "correct": same},
+    )
+    assert verdict(judge(sweep), "Batch size", "accuracy").verdict == INCONCLUSIVE
 
 
-def test_kernel_width_costs_flip_with_the_numbers(tmp_path):
-    def kw_study(root, params):
-        counts = dict(zip((3, 5, 7), params, strict=True))
+def test_the_margin_is_configurable_and_never_below_twice_the_test_sets_error(tmp_path):
+    finals = {10: (0.83, 0.83, 0.83), 450: (0.80, 0.80, 0.80)}  # 3 points, no spread
+    assert (
+        verdict(judge(batch_study(tmp_path / "a", finals)), "Batch size", "accuracy").verdict
+        == HOLDS
+    )
+    found = verdict(
+        judge(batch_study(tmp_path / "b", finals), margin=0.05), "Batch size", "accuracy"
+    )
+    assert found.verdict == CONTRADICTED or found.verdict == NO_DIFFERENCE
+    assert found.margin == "5.0 points"
+    # 360 test images (the digits): twice the binomial error is about 4 points
+    small = batch_study(tmp_path / "c", finals, num_classes=10, test_count=360, name="digits")
+    found = verdict(judge(small), "Batch size", "accuracy")
+    assert float(found.margin.split()[0]) == pytest.approx(
+        2 * np.sqrt(0.815 * 0.185 / 360) * 100, abs=0.1
+    )
+    assert found.verdict == NO_DIFFERENCE
 
-        def curves(kw, seed):
-            return {"param_count": counts[kw[0]], "peak_memory_mb": 100.0 * kw[0],
-                    "epoch_time_s": float(kw[0])}  # fmt: skip
 
-        tables = study(root, "kw", "kernel_width", [[k] * 3 for k in counts], curves, epochs=3)
-        return findings.compute_findings(*tables)
+def lr_study(root, per_value, seeds=(0,)) -> Sweep:
+    """A learning-rate study; ``per_value[lr]`` (a callable gets the seed) overrides the
+    healthy curves of that rate."""
 
-    found = kw_study(tmp_path / "a", (1_000_000, 1_500_000, 2_000_000))
-    assert verdict(found, "Kernel width", "parameters").verdict == HOLDS
+    def curves(lr, seed):
+        extra = per_value.get(lr, {})
+        return {**HEALTHY, **(extra(seed) if callable(extra) else extra)}
+
+    sweep = Sweep(root)
+    sweep.study("learning_rate", "lr", LRS, seeds=seeds, epochs=6, curves=curves)
+    return sweep
+
+
+def test_checks_on_each_run_report_k_of_n_seeds(tmp_path):
+    falling, rising = [1.8, 1.7, 1.6, 1.5, 1.3, 1.2], [1.8, 1.7, 1.6, 1.5, 1.0, 1.1]
+    per_value = {1e-7: lambda seed: {"test_loss": rising if seed == 2 else falling}}
+    found = verdict(
+        judge(lr_study(tmp_path / "a", per_value, (0, 1, 2))), "Learning rate", "underfits"
+    )
+    assert (
+        found.verdict == INCONCLUSIVE
+        and found.effect == "2 of 3 seeds"
+        and found.margin == "per run"
+    )
+    per_value = {1e-7: {"test_loss": falling}}
+    found = verdict(
+        judge(lr_study(tmp_path / "b", per_value, (0, 1, 2))), "Learning rate", "underfits"
+    )
+    assert found.verdict == HOLDS and found.effect == "3 of 3 seeds"
+
+
+def test_the_middle_learning_rate_against_the_better_end(tmp_path):
+    per_value = {
+        1e-7: lambda s: {"test_acc": ends_at((0.60, 0.62, 0.61)[s])},
+        1e-4: lambda s: {"test_acc": ends_at((0.90, 0.91, 0.92)[s])},
+        1e-2: lambda s: {"test_acc": ends_at((0.70, 0.65, 0.68)[s])},
+    }
+    found = verdict(judge(lr_study(tmp_path, per_value, (0, 1, 2))), "Learning rate", "middle")
+    assert found.verdict == HOLDS
+    assert "best middle value 1e-04 minus the better end 0.01" in found.evidence[1]
+
+
+def test_an_exploding_run_is_diverged_counted_at_chance_and_unstable(tmp_path):
+    rows = [
+        {"epoch": e, "train_loss": loss, "test_acc": acc}
+        for e, loss, acc in ((1, 4.1e6, 0.17), (2, 2e13, 0.166))
+    ]
+    assert run_files.divergence(rows, 6).startswith("exploded")
+    assert run_files.divergence([{**rows[0], "train_loss": 1.2, "test_acc": 0.7}], 6) is None
+    assert "non-finite" in run_files.divergence([{**rows[0], "train_loss": float("nan")}], 6)
+    per_value = {1e-2: {"diverged": True, "test_acc": [0.5, 0.6, 0.61, 0.62, 0.63, 0.64]}}
+    sweep = lr_study(tmp_path, per_value)
+    summary, _ = sweep.tables()
+    run = summary[summary["lr"] == 1e-2].iloc[0]
+    assert findings.final_accuracies(summary[summary["lr"] == 1e-2])[0] == pytest.approx(1 / 6)
+    assert run["diverged"]
+    assert verdict(judge(sweep), "Learning rate", "unstable").verdict == HOLDS
+
+
+def test_wider_kernels_are_judged_on_their_convolution_parameters(tmp_path):
+    conv = {3: 3_000, 5: 8_000, 7: 16_000}
+    total = {3: 3_000_000, 5: 2_600_000, 7: 2_200_000}  # the flatten size shrinks
+    sweep = Sweep(tmp_path)
+    sweep.study(
+        "kw",
+        "kernel_width",
+        [[k] * 3 for k in conv],
+        epochs=3,
+        curves=lambda kw, s: {
+            "param_count": total[kw[0]],
+            "conv_param_count": conv[kw[0]],
+            "peak_memory_mb": 100.0 * kw[0],
+            "epoch_time_s": float(kw[0]),
+        },
+    )
+    found = judge(sweep)
+    params = verdict(found, "Kernel width", "parameters")
+    assert params.verdict == HOLDS and params.effect == "+433% (no spread)"
+    assert "total falls as kernels widen" in " ".join(params.evidence)
     assert verdict(found, "Kernel width", "memory").verdict == HOLDS
-    assert verdict(found, "Kernel width", "time").verdict == HOLDS
-    # the seed's network loses parameters with wider kernels (smaller feature maps)
-    found = kw_study(tmp_path / "b", (3_000_000, 2_800_000, 2_000_000))
-    assert verdict(found, "Kernel width", "parameters").verdict == FAILS
 
 
-@pytest.mark.parametrize(
-    ("smallest", "largest", "expected"),
-    [(0.78, 0.245, HOLDS), (0.78, 0.70, FAILS), (0.20, 0.20, INCONCLUSIVE)],
-)
-def test_extreme_weight_decay_stops_learning(tmp_path, smallest, largest, expected):
-    finals = {0.01: smallest, 1.0: largest}
-
-    def curves(wd, seed):
-        return {"test_acc": ends_at(finals[wd], 4, start=0.2)}
-
-    tables = study(tmp_path, "wd", "weight_decay", list(finals), epochs=4, curves=curves)
-    found = verdict(findings.compute_findings(*tables), "Weight decay")
-    assert found.verdict == expected
-    assert any("chance 16.7%" in e for e in found.evidence)
-
-
-def test_studies_are_found_by_param_and_missing_ones_are_not_run(tmp_path):
-    summary, metrics = lr_study(tmp_path, {}, experiment="rates_renamed")
-    found = findings.compute_findings(summary, metrics)
-    assert verdict(found, "Learning rate", "middle").study == "rates_renamed"
-    for rule in ("Batch size", "Kernel width", "Weight decay"):
-        assert verdict(found, rule).verdict == NOT_RUN
-
-
-def test_thresholds_are_arguments(tmp_path):
-    acc = [0.3, 0.6, 0.7, 0.62, 0.66, 0.68]  # drops 8 points once
-    summary, metrics = lr_study(tmp_path, {1e-2: {"test_acc": acc}})
-    strict = findings.Thresholds(instability_drop=0.05)
-    loose = findings.Thresholds(instability_drop=0.10)
-    assert verdict(findings.compute_findings(summary, metrics, strict), "Learning rate",
-                   "unstable").verdict == HOLDS  # fmt: skip
-    assert verdict(findings.compute_findings(summary, metrics, loose), "Learning rate",
-                   "unstable").verdict == FAILS  # fmt: skip
-
-
-def test_findings_markdown_via_cli(tmp_path, capsys):
-    sweep = Sweep(tmp_path, data={"num_classes": 10})
-    sweep.study("wd", "weight_decay", [0.01])
+def test_findings_md_opens_with_the_verdict_table_and_other_studies_get_theirs(tmp_path):
+    finals = {10: (0.85, 0.86, 0.84), 256: (0.80, 0.81, 0.80), 450: (0.75, 0.76, 0.74)}
+    sweep = batch_study(tmp_path, finals)
+    sweep.study("grid", ("lr", "optimizer"), [(1e-3, "sgd"), (1e-3, "adamw")], epochs=3)
     sweep.aggregate()
     out = sweep.out
-    assert cli_main(["compare", "--summary", str(out / "summary.csv"),
-                     "--out", str(out / "comparison.csv")]) == 0  # fmt: skip
-    assert cli_main(["findings", "--tables", str(out), "--out", str(out / "findings.md")]) == 0
+    assert cli_main(["compare", "--tables", str(out)]) == 0
+    argv = [
+        "findings",
+        "--tables",
+        str(out),
+        "--runs-dir",
+        str(sweep.runs_dir),
+        "--out",
+        str(out / "findings.md"),
+    ]
+    assert cli_main(argv) == 0
     text = (out / "findings.md").read_text()
-    assert "## Thresholds" in text and "| chance_margin | 0.1 |" in text
-    assert "**NOT RUN**: no study sweeps the learning rate" in text
-    assert "**INCONCLUSIVE**: an extreme weight decay (0.01)" in text  # one value only
-    assert "No run matches one of the post's runs" in text
+    lines = text.splitlines()
+    assert lines[2] == "| rule | claim | verdict | effect (95% CI) | seeds | margin |"
+    assert "| Batch size | smaller batches reach a higher final test accuracy | **holds** |" in text
+    assert (
+        "Not judged here, as no study sweeps that setting alone: Learning rate, Kernel width"
+        in text
+    )
+    assert "### Study `grid` (learning rate x optimizer)" in text
+    assert "No rule of the post is about this study" in text
+    assert "| 0.001 | adamw |" in text
+    assert "No setting of this sweep is one of the post's runs" in text
+    counts = json.loads((out / "findings.json").read_text())["verdicts"]
+    assert counts == {
+        "holds": 1,
+        "contradicted": 0,
+        "no_practical_difference": 1,
+        "inconclusive": 0,
+    }

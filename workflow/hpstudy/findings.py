@@ -1,91 +1,280 @@
-"""``results/findings.md``: a verdict on each rule of the post, computed from this sweep.
+"""``findings.md``: a verdict on each of the post's rules, with its statistics.
 
-Each verdict is one of ``holds``, ``does not hold``, ``inconclusive`` or ``not run`` (no study
-sweeps that setting), with the numbers behind it and the threshold used. Studies are found by
-the setting they sweep (their ``param``), never by their name. With several seeds a value's
-accuracy is the mean over its seeds, and a check made on each run must agree in every seed:
-all seeds -> holds, none -> does not hold, some -> inconclusive.
+Studies are found by the setting they sweep alone (``study_params``), never by their name. Each
+verdict states its effect, the effect's 95 % interval across seeds, the number of seeds and the
+practical margin, and is one of *holds*, *contradicted*, *no practical difference* or
+*inconclusive* (:mod:`hpstudy.stats`); an inconclusive one says roughly how many seeds would
+resolve it. Accuracy claims compare final test accuracies, with a diverged run counted at
+chance. The margin of an accuracy claim is ``findings.margin`` (2 points) or twice the test
+set's binomial standard error, whichever is larger. Checks made on each run's curves
+(underfitting, overfitting, instability) report in how many seeds they hold.
 
-The thresholds are the fields of :class:`Thresholds` (defaults: the module constants).
+With one seed, an accuracy claim's interval comes from the test set alone: a paired interval
+on the per-image predictions of the two runs it compares (they share the test set), labelled
+single-seed; one seed never yields "no practical difference".
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from hpstudy import reference
-from hpstudy.atomic import atomic_write_text
-from hpstudy.formatting import format_value, pct, points, sort_key
+from hpstudy import reference, stats
+from hpstudy.atomic import atomic_write_json, atomic_write_text
+from hpstudy.formatting import format_value, pct, setting_label, sort_key
+from hpstudy.layout import PREDICTIONS
+from hpstudy.run_files import DIVERGENCE_RULE
+from hpstudy.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, NO_DIFFERENCE, Interval
 from hpstudy.tables import read_tables
 
-HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The margins behind the verdicts (fractions unless the name says otherwise)."""
-
-    acc_margin: float = 0.01  # accuracy gap that counts as a difference
-    loss_rel_tol: float = 0.005  # relative change in test loss that counts as still falling
-    falling_window: int = 1  # epochs back from the last one over which "still falling" is judged
-    instability_drop: float = 0.05  # test-accuracy drop between epochs that counts as unstable
-    overfit_rise: float = 0.05  # relative rise of test loss above its minimum: overfitting
-    time_rel_margin: float = 0.10  # relative difference in epoch time that counts
-    cost_rel_margin: float = 0.05  # relative difference in parameters or memory that counts
-    chance_margin: float = 0.10  # accuracy within this of chance counts as not learning
+MARGIN = 0.02  # default practical margin of an accuracy claim (2 points)
+TIME_MARGIN = 0.10  # epoch time: a relative change of 10 %
+COST_MARGIN = 0.05  # parameters and memory: a relative change of 5 %
+LOSS_REL_TOL = 0.005  # relative fall of test loss over the last epoch that counts as falling
+INSTABILITY_DROP = 0.05  # a test-accuracy drop between consecutive epochs that is unstable
+OVERFIT_RISE = 0.05  # relative rise of test loss above its minimum that is overfitting
+PER_RUN = "per run"
 
 
 @dataclass
 class Finding:
-    """One claim of the post with its verdict, the numbers behind it and the threshold."""
+    """One claim of the post, its verdict and what stands behind it."""
 
-    rule: str  # section: "Learning rate", ...
+    rule: str
     claim: str
     verdict: str
+    effect: str = ""  # the effect with its interval, as people read it
+    seeds: str = ""
+    margin: str = ""
     evidence: list[str] = field(default_factory=list)
-    threshold: str = ""
     study: str | None = None
+    resolve: int | None = None  # about how many seeds would resolve an inconclusive verdict
 
 
-def combine(flags: list[bool]) -> str:
-    """A per-run check over seeds: all true -> holds, none -> does not hold, else inconclusive."""
-    if not flags:
-        return INCONCLUSIVE
-    if all(flags):
-        return HOLDS
-    return FAILS if not any(flags) else INCONCLUSIVE
+@dataclass
+class Context:
+    """What every claim reads: the tables, the run folders and the margin settings."""
+
+    summary: pd.DataFrame
+    metrics: pd.DataFrame
+    runs_dir: Path | None = None
+    margin: float = MARGIN
 
 
-def compare_gap(gap: float, margin: float) -> str:
-    """``gap`` in the claimed direction: above ``margin`` holds, below ``-margin`` does not."""
-    if gap > margin:
-        return HOLDS
-    return FAILS if gap < -margin else INCONCLUSIVE
+def final_accuracies(rows: pd.DataFrame) -> np.ndarray:
+    """Final test accuracy per run, a diverged run counted at chance (1 / classes)."""
+    acc = rows["final_test_acc"].astype(float).to_numpy()
+    chance = 1 / rows["num_classes"].astype(float).to_numpy()
+    diverged = rows["diverged"].astype(bool).to_numpy() | ~np.isfinite(acc)
+    return np.where(diverged, chance, acc)
 
 
-def studies_sweeping(summary: pd.DataFrame, param: str) -> list[str]:
-    """Names of the studies that sweep ``param`` alone, in order of appearance."""
-    return list(dict.fromkeys(summary.loc[summary["study_params"] == param, "study"]))
+def accuracy_margin(rows: pd.DataFrame, margin: float) -> float:
+    """The configured margin, raised to twice the test set's binomial standard error."""
+    n = int(rows["test_count"].iloc[0]) if "test_count" in rows else 0
+    if n <= 0:
+        return margin
+    return max(margin, 2 * stats.binomial_se(float(np.mean(final_accuracies(rows))), n))
 
 
-def per_value(summary: pd.DataFrame, study: str, column: str) -> pd.Series:
-    """Mean of ``column`` over seeds for each swept value of ``study``, values in order."""
+def points_text(interval: Interval) -> str:
+    """``+3.1 points [-0.4, +6.6]`` (a fraction shown in percentage points)."""
+    if interval.low == interval.high:
+        return f"{interval.effect * 100:+.1f} points (no spread)"
+    return (
+        f"{interval.effect * 100:+.1f} points [{interval.low * 100:+.1f}, "
+        f"{interval.high * 100:+.1f}]"
+    )
+
+
+def relative_text(interval: Interval) -> str:
+    """``-42% [-48%, -35%]``."""
+    if interval.low == interval.high:
+        return f"{interval.effect * 100:+.0f}% (no spread)"
+    return (
+        f"{interval.effect * 100:+.0f}% [{interval.low * 100:+.0f}%, {interval.high * 100:+.0f}%]"
+    )
+
+
+def seeds_text(interval: Interval) -> str:
+    return f"{interval.seeds} (single-seed)" if interval.single_seed else str(interval.seeds)
+
+
+def study_rows(summary: pd.DataFrame, study: str) -> tuple[pd.DataFrame, str]:
+    """The rows of a one-key study and the key it sweeps."""
     rows = summary[summary["study"] == study]
-    param = rows["study_params"].iloc[0]
-    means = rows.groupby(param)[column].mean()
-    return means.loc[sorted(means.index, key=sort_key)]
+    return rows, str(rows["study_params"].iloc[0])
 
 
-def runs_of(summary: pd.DataFrame, study: str, value) -> pd.DataFrame:
-    """Summary rows of ``study`` whose swept value is ``value``."""
-    rows = summary[summary["study"] == study]
-    return rows[rows[rows["study_params"].iloc[0]] == value]
+def values_of(rows: pd.DataFrame, key: str) -> list:
+    """The study's swept values, in order."""
+    return sorted(rows[key].drop_duplicates().tolist(), key=sort_key)
+
+
+def numeric(value) -> float:
+    """A swept value as a number on its axis (kernel widths: their sum)."""
+    if isinstance(value, str) and all(p.isdigit() for p in value.split("-")):
+        return float(sum(int(p) for p in value.split("-")))
+    return float(value)
+
+
+def correctness(ctx: Context, run_id: str) -> np.ndarray | None:
+    """Per test image, whether the run got it right (None when its predictions are absent)."""
+    if ctx.runs_dir is None:
+        return None
+    path = ctx.runs_dir / run_id / PREDICTIONS
+    if not path.is_file():
+        return None
+    with np.load(path) as saved:
+        return saved["pred"] == saved["label"]
+
+
+def accuracy_difference(ctx: Context, group_a: pd.DataFrame, group_b: pd.DataFrame) -> Interval:
+    """Mean final accuracy of ``group_a`` minus ``group_b``: Welch over seeds, or with one
+    seed the paired interval on the two runs' predictions (binomial when they are absent)."""
+    a, b = final_accuracies(group_a), final_accuracies(group_b)
+    if len(a) >= 2 and len(b) >= 2:
+        return stats.welch(a, b)
+    first_a, first_b = group_a.iloc[0], group_b.iloc[0]
+    correct_a, correct_b = correctness(ctx, first_a["run_id"]), correctness(ctx, first_b["run_id"])
+    diverged = bool(first_a["diverged"]) or bool(first_b["diverged"])
+    if (
+        correct_a is not None
+        and correct_b is not None
+        and len(correct_a) == len(correct_b)
+        and not diverged
+    ):
+        return stats.paired(correct_a, correct_b)
+    return stats.single_run_difference(a[0], b[0], int(first_a["test_count"]))
+
+
+def judged(finding: Finding, interval: Interval, margin: float, direction: int, text) -> Finding:
+    """Fill a finding's verdict, effect, seeds, margin and resolve hint from its interval."""
+    finding.verdict = stats.decide(interval, margin, direction)
+    finding.effect = text(interval)
+    finding.seeds = seeds_text(interval)
+    if finding.verdict == INCONCLUSIVE:
+        finding.resolve = stats.seeds_to_resolve(interval, margin)
+    return finding
+
+
+# --- accuracy claims ------------------------------------------------------------------
+
+
+def two_group_claim(ctx, rule, claim, study, rows_a, rows_b, direction, what) -> Finding:
+    """A claim that ``rows_a`` beat ``rows_b`` (direction +1) in final test accuracy."""
+    margin = accuracy_margin(pd.concat([rows_a, rows_b]), ctx.margin)
+    finding = Finding(rule, claim, INCONCLUSIVE, study=study, margin=f"{margin * 100:.1f} points")
+    interval = accuracy_difference(ctx, rows_a, rows_b)
+    finding.evidence.append(f"{what}: {points_text(interval)} ({interval.method})")
+    return judged(finding, interval, margin, direction, points_text)
+
+
+def trend_claim(ctx, rule, claim, study, direction) -> Finding:
+    """A claim that final test accuracy moves in ``direction`` as the swept value grows: a
+    line over every (value, seed) point, or with one seed the paired interval between the
+    smallest and the largest value."""
+    rows, key = study_rows(ctx.summary, study)
+    values = values_of(rows, key)
+    margin = accuracy_margin(rows, ctx.margin)
+    finding = Finding(rule, claim, INCONCLUSIVE, study=study, margin=f"{margin * 100:.1f} points")
+    finding.evidence.append("mean final test accuracy by value: " + by_value(rows, key, values))
+    if len(values) < 2:
+        finding.evidence.append("needs at least two values")
+        return finding
+    seeds = rows.groupby(key)["run_id"].nunique().min()
+    if len(values) == 2 or seeds < 2:
+        smallest, largest = (rows[rows[key] == v] for v in (values[0], values[-1]))
+        interval = accuracy_difference(ctx, largest, smallest)
+        what = f"{format_value(values[-1])} minus {format_value(values[0])}"
+    else:
+        xs = [numeric(v) for v in rows[key]]
+        interval = stats.trend(xs, final_accuracies(rows))
+        what = f"the line's change from {format_value(values[0])} to {format_value(values[-1])}"
+    finding.evidence.append(f"{what}: {points_text(interval)} ({interval.method})")
+    return judged(finding, interval, margin, direction, points_text)
+
+
+def by_value(rows: pd.DataFrame, key: str, values: list) -> str:
+    """``10: 82.4% (3 seeds), 256: 81.2% (3 seeds)``."""
+    parts = []
+    for value in values:
+        accs = final_accuracies(rows[rows[key] == value])
+        parts.append(f"{format_value(value)}: {pct(float(np.mean(accs)))} ({len(accs)} seeds)")
+    return ", ".join(parts)
+
+
+def cost_claim(ctx, rule, claim, study, column, direction, margin, unit) -> Finding:
+    """A claim that a cost (epoch time, parameters, memory) grows or falls with the value,
+    judged on the relative change from the smallest to the largest value (a line through the
+    log of the cost over every (value, seed) point)."""
+    rows, key = study_rows(ctx.summary, study)
+    values = values_of(rows, key)
+    finding = Finding(rule, claim, INCONCLUSIVE, study=study, margin=f"{margin * 100:.0f}%")
+    means = {v: float(rows.loc[rows[key] == v, column].astype(float).mean()) for v in values}
+    finding.evidence.append(
+        f"mean {unit[0]} by value: "
+        + ", ".join(f"{format_value(v)}: {unit[1](m)}" for v, m in means.items())
+    )
+    costs = rows[column].astype(float)
+    if len(values) < 2 or not (costs > 0).all():
+        finding.evidence.append("needs at least two values with a positive cost")
+        return finding
+    xs = [numeric(v) for v in rows[key]]
+    seeds = int(rows.groupby(key)["run_id"].nunique().min())
+    exact = costs.groupby(rows[key]).nunique().max() == 1  # one number per value (parameters)
+    if exact or seeds < 2 or len(values) == 2:
+        change = means[values[-1]] / means[values[0]] - 1
+        interval = Interval(
+            change, change, change, seeds, "largest / smallest", single_seed=seeds < 2 and not exact
+        )
+    else:
+        log_change = stats.trend(xs, np.log(costs.to_numpy()))
+        interval = Interval(
+            math.expm1(log_change.effect),
+            math.expm1(log_change.low),
+            math.expm1(log_change.high),
+            log_change.seeds,
+            log_change.method,
+        )
+    finding.evidence.append(
+        f"{format_value(values[-1])} against {format_value(values[0])}: {relative_text(interval)}"
+    )
+    return judged(finding, interval, margin, direction, relative_text)
+
+
+# --- checks on each run's curves ---------------------------------------------------------
+
+
+def per_run_claim(
+    rule, claim, study, flags: list[bool], evidence: list[str], criterion: str
+) -> Finding:
+    """A check made on each seed's run: holds in all, contradicted in none, else inconclusive."""
+    k, n = sum(flags), len(flags)
+    if n == 0:
+        verdict = INCONCLUSIVE
+    elif k == n:
+        verdict = HOLDS
+    elif k == 0:
+        verdict = CONTRADICTED
+    else:
+        verdict = INCONCLUSIVE
+    seeds = f"{n} (single-seed)" if n == 1 else str(n)
+    return Finding(
+        rule,
+        claim,
+        verdict,
+        f"{k} of {n} seeds",
+        seeds,
+        PER_RUN,
+        [*evidence, f"criterion: {criterion}"],
+        study,
+    )
 
 
 def curve(metrics: pd.DataFrame, run_id: str) -> pd.DataFrame:
@@ -93,366 +282,446 @@ def curve(metrics: pd.DataFrame, run_id: str) -> pd.DataFrame:
     return metrics[metrics["run_id"] == run_id].sort_values("epoch")
 
 
-def _values_line(series: pd.Series, fmt: Callable[[float], str] = pct) -> str:
-    return ", ".join(f"{format_value(v)}: {fmt(x)}" for v, x in series.items())
-
-
-# --- learning rate ------------------------------------------------------------------------
-
-
-def lr_middle_beats_ends(summary: pd.DataFrame, study: str, t: Thresholds) -> Finding:
-    """A learning rate between the extremes reaches a higher final test accuracy than both."""
-    acc = per_value(summary, study, "final_test_acc")
-    finding = Finding(
-        "Learning rate",
-        "a middle learning rate beats both the lowest and the highest",
-        INCONCLUSIVE,
-        [f"final test accuracy by lr: {_values_line(acc)}"],
-        f"the middle must lead both ends by more than {points(t.acc_margin)}",
-        study,
-    )
-    if len(acc) < 3:
-        finding.evidence.append("needs at least three learning rates")
-        return finding
-    interior, ends = acc.iloc[1:-1], acc.iloc[[0, -1]]
-    gap = interior.max() - ends.max()
-    finding.verdict = compare_gap(gap, t.acc_margin)
-    finding.evidence.append(
-        f"best middle value {format_value(interior.idxmax())} at {pct(interior.max())} vs best "
-        f"end {format_value(ends.idxmax())} at {pct(ends.max())} (gap {gap * 100:+.1f} points)"
-    )
-    return finding
-
-
-def lr_lowest_underfits(
-    summary: pd.DataFrame, metrics: pd.DataFrame, study: str, t: Thresholds
-) -> Finding:
-    """The lowest learning rate underfits: its test loss is still falling at the last epoch."""
-    acc = per_value(summary, study, "final_test_acc")
-    lowest = acc.index[0]
-    finding = Finding(
+def lowest_lr_underfits(ctx: Context, study: str) -> Finding:
+    rows, key = study_rows(ctx.summary, study)
+    lowest = values_of(rows, key)[0]
+    flags, evidence = [], []
+    for run_id in rows.loc[rows[key] == lowest, "run_id"]:
+        loss = curve(ctx.metrics, run_id)["test_loss"].to_numpy(float)
+        if len(loss) < 2:
+            evidence.append(f"{run_id}: one epoch only")
+            continue
+        falling = bool(loss[-1] < loss[-2] * (1 - LOSS_REL_TOL))
+        flags.append(falling)
+        evidence.append(f"{run_id}: test loss {loss[-2]:.4f} -> {loss[-1]:.4f} over the last epoch")
+    return per_run_claim(
         "Learning rate",
         f"the lowest learning rate ({format_value(lowest)}) underfits: its test loss is still "
         "falling at the last epoch",
-        INCONCLUSIVE,
-        threshold=f"test loss at the last epoch below its value {t.falling_window} epoch(s) "
-        f"earlier by more than {t.loss_rel_tol * 100:g}%",
-        study=study,
+        study,
+        flags,
+        evidence,
+        f"test loss falls by more than {LOSS_REL_TOL * 100:g}% over the last epoch",
     )
-    flags = []
-    for run_id in runs_of(summary, study, lowest)["run_id"]:
-        loss = curve(metrics, run_id)["test_loss"].to_numpy(float)
-        if len(loss) <= t.falling_window:
-            finding.evidence.append(f"{run_id}: only {len(loss)} epoch(s)")
-            return finding
-        before, last = loss[-1 - t.falling_window], loss[-1]
-        flags.append(bool(last < before * (1 - t.loss_rel_tol)))
-        finding.evidence.append(
-            f"{run_id}: test loss {before:.4f} -> {last:.4f} over the last "
-            f"{t.falling_window} epoch(s) ({(last / before - 1) * 100:+.1f}%)"
-        )
-    finding.evidence.append(
-        f"its final test accuracy {pct(acc.iloc[0])} vs the best lr's {pct(acc.max())}"
-    )
-    finding.verdict = combine(flags)
-    return finding
 
 
-def lr_highest_unstable(
-    summary: pd.DataFrame, metrics: pd.DataFrame, study: str, t: Thresholds
-) -> Finding:
-    """The highest learning rate is unstable: the run diverged, or its test accuracy drops by
-    more than the margin from one epoch to the next."""
-    acc = per_value(summary, study, "final_test_acc")
-    highest = acc.index[-1]
-    finding = Finding(
-        "Learning rate",
-        f"the highest learning rate ({format_value(highest)}) is unstable",
-        INCONCLUSIVE,
-        threshold=f"the run diverged, or test accuracy fell by more than "
-        f"{points(t.instability_drop)} between consecutive epochs",
-        study=study,
-    )
-    flags = []
-    for _, run in runs_of(summary, study, highest).iterrows():
-        acc_curve = curve(metrics, run["run_id"])["test_acc"].to_numpy(float)
-        drops = -np.diff(acc_curve) if len(acc_curve) > 1 else np.array([0.0])
+def highest_lr_unstable(ctx: Context, study: str) -> Finding:
+    rows, key = study_rows(ctx.summary, study)
+    highest = values_of(rows, key)[-1]
+    flags, evidence = [], []
+    for _, run in rows[rows[key] == highest].iterrows():
+        acc = curve(ctx.metrics, run["run_id"])["test_acc"].to_numpy(float)
+        drops = -np.diff(acc) if len(acc) > 1 else np.array([0.0])
         worst = float(np.nanmax(drops)) if np.isfinite(drops).any() else 0.0
         diverged = bool(run["diverged"])
-        flags.append(diverged or worst > t.instability_drop)
-        finding.evidence.append(
-            f"{run['run_id']}: diverged: {'yes' if diverged else 'no'}; largest epoch-to-epoch "
-            f"drop in test accuracy {worst * 100:.1f} points"
+        flags.append(diverged or worst > INSTABILITY_DROP)
+        reason = f"diverged ({run.get('diverged_reason')})" if diverged else "did not diverge"
+        evidence.append(
+            f"{run['run_id']}: {reason}; largest epoch-to-epoch drop in test "
+            f"accuracy {worst * 100:.1f} points"
         )
-    finding.verdict = combine(flags)
-    return finding
-
-
-def overfitting_at_good_lr(
-    summary: pd.DataFrame, metrics: pd.DataFrame, study: str, t: Thresholds
-) -> Finding:
-    """At the best learning rate, test loss rises after its minimum while train loss keeps
-    falling (overfitting), from the epoch after the minimum."""
-    acc = per_value(summary, study, "final_test_acc")
-    good = acc.idxmax()
-    finding = Finding(
-        "Overfitting",
-        f"at a good learning rate ({format_value(good)}, the best final test accuracy) test loss "
-        "rises after its minimum while train loss keeps falling",
-        INCONCLUSIVE,
-        threshold=f"final test loss more than {t.overfit_rise * 100:g}% above its minimum, "
-        "and final train loss below the train loss at that minimum",
-        study=study,
+    return per_run_claim(
+        "Learning rate",
+        f"the highest learning rate ({format_value(highest)}) is unstable",
+        study,
+        flags,
+        evidence,
+        f"the run diverged ({DIVERGENCE_RULE}) or its test accuracy fell by more than "
+        f"{INSTABILITY_DROP * 100:g} points between consecutive epochs",
     )
-    flags = []
-    for run_id in runs_of(summary, study, good)["run_id"]:
-        rows = curve(metrics, run_id)
-        test_loss = rows["test_loss"].to_numpy(float)
-        train_loss = rows["train_loss"].to_numpy(float)
-        at_min = int(np.nanargmin(test_loss))
-        rise = test_loss[-1] / test_loss[at_min] - 1
-        train_falls = train_loss[-1] < train_loss[at_min]
-        overfits = bool(at_min < len(test_loss) - 1 and rise > t.overfit_rise and train_falls)
+
+
+def overfits_at_best_lr(ctx: Context, study: str) -> Finding:
+    rows, key = study_rows(ctx.summary, study)
+    means = {
+        v: float(np.mean(final_accuracies(rows[rows[key] == v]))) for v in values_of(rows, key)
+    }
+    good = max(means, key=means.get)
+    flags, evidence = [], []
+    for run_id in rows.loc[rows[key] == good, "run_id"]:
+        runs = curve(ctx.metrics, run_id)
+        test, train = runs["test_loss"].to_numpy(float), runs["train_loss"].to_numpy(float)
+        at = int(np.nanargmin(test))
+        rise = test[-1] / test[at] - 1
+        overfits = bool(at < len(test) - 1 and rise > OVERFIT_RISE and train[-1] < train[at])
         flags.append(overfits)
-        epoch_min = int(rows["epoch"].iloc[at_min])
+        epoch = int(runs["epoch"].iloc[at])
         text = (
-            f"{run_id}: test loss lowest at epoch {epoch_min} ({test_loss[at_min]:.4f}), "
-            f"{test_loss[-1]:.4f} at the end ({rise * 100:+.1f}%); train loss "
-            f"{train_loss[at_min]:.4f} -> {train_loss[-1]:.4f}"
+            f"{run_id}: test loss lowest at epoch {epoch} ({test[at]:.4f}), {test[-1]:.4f} at "
+            f"the end ({rise * 100:+.1f}%); train loss {train[at]:.4f} -> {train[-1]:.4f}"
         )
-        if overfits:
-            text += f"; overfitting from epoch {epoch_min + 1}"
-        finding.evidence.append(text)
-    finding.verdict = combine(flags)
-    return finding
-
-
-# --- batch size, kernel width, weight decay ----------------------------------------------
-
-COLUMN_WORDS = {
-    "final_test_acc": "final test accuracy",
-    "mean_epoch_time_s": "mean epoch time",
-    "param_count": "parameters",
-    "peak_memory_mb": "peak memory",
-}
-
-
-def trend_finding(
-    summary: pd.DataFrame,
-    study: str,
-    column: str,
-    rule: str,
-    claim: str,
-    direction: int,
-    margin: float,
-    relative: bool,
-    fmt: Callable[[float], str],
-) -> Finding:
-    """Compare ``column`` at the largest swept value with the smallest: the claim is that it
-    moves in ``direction`` (+1 up, -1 down) by more than ``margin`` (relative or absolute)."""
-    values = per_value(summary, study, column)
-    kind = "relative" if relative else "absolute"
-    finding = Finding(
-        rule,
-        claim,
-        INCONCLUSIVE,
-        [f"{COLUMN_WORDS.get(column, column)} by value: {_values_line(values, fmt)}"],
-        f"largest vs smallest value must differ by more than {margin * 100:g}"
-        f"{'%' if relative else ' percentage points'} ({kind}) in the claimed direction",
+        evidence.append(text + (f"; overfitting from epoch {epoch + 1}" if overfits else ""))
+    return per_run_claim(
+        "Overfitting",
+        f"at a good learning rate ({format_value(good)}, the best mean final test accuracy) test "
+        "loss rises after its minimum while train loss keeps falling",
         study,
+        flags,
+        evidence,
+        f"final test loss more than {OVERFIT_RISE * 100:g}% above its minimum and final train "
+        "loss below the train loss at that minimum",
     )
-    if len(values) < 2 or values.isna().any():
-        finding.evidence.append("needs at least two values with numbers")
-        return finding
-    first, last = float(values.iloc[0]), float(values.iloc[-1])
-    change = (last / first - 1) if relative and first else last - first
-    finding.verdict = compare_gap(direction * change, margin)
-    unit = "%" if relative else " points"
-    finding.evidence.append(
-        f"{format_value(values.index[-1])} vs {format_value(values.index[0])}: "
-        f"{change * 100:+.1f}{unit}"
-    )
-    return finding
 
 
-def batch_size_findings(summary: pd.DataFrame, study: str, t: Thresholds) -> list[Finding]:
-    """Smaller batches reach a higher test accuracy; larger batches take less time per epoch."""
-    seconds = lambda x: f"{x:.2f} s"  # noqa: E731
+# --- the rules ------------------------------------------------------------------------
+
+
+def learning_rate_findings(ctx: Context, study: str) -> list[Finding]:
+    rows, key = study_rows(ctx.summary, study)
+    values = values_of(rows, key)
+    found = []
+    if len(values) >= 3:
+        means = {v: float(np.mean(final_accuracies(rows[rows[key] == v]))) for v in values}
+        middle = max(values[1:-1], key=means.get)
+        end = max((values[0], values[-1]), key=means.get)
+        found.append(
+            two_group_claim(
+                ctx,
+                "Learning rate",
+                "a middle learning rate beats both the lowest and the highest",
+                study,
+                rows[rows[key] == middle],
+                rows[rows[key] == end],
+                +1,
+                f"best middle value {format_value(middle)} minus the better end "
+                f"{format_value(end)}",
+            )
+        )
+        found[-1].evidence.insert(
+            0, "mean final test accuracy by value: " + by_value(rows, key, values)
+        )
+    found += [
+        lowest_lr_underfits(ctx, study),
+        highest_lr_unstable(ctx, study),
+        overfits_at_best_lr(ctx, study),
+    ]
+    return found
+
+
+def seconds(x: float) -> str:
+    return f"{x:.2f} s"
+
+
+def batch_size_findings(ctx: Context, study: str) -> list[Finding]:
     return [
-        trend_finding(summary, study, "final_test_acc", "Batch size",
-                      "smaller batches reach a higher final test accuracy",
-                      -1, t.acc_margin, False, pct),
-        trend_finding(summary, study, "mean_epoch_time_s", "Batch size",
-                      "larger batches take less time per epoch",
-                      -1, t.time_rel_margin, True, seconds),
-    ]  # fmt: skip
+        trend_claim(
+            ctx, "Batch size", "smaller batches reach a higher final test accuracy", study, -1
+        ),
+        cost_claim(
+            ctx,
+            "Batch size",
+            "larger batches take less time per epoch",
+            study,
+            "mean_epoch_time_s",
+            -1,
+            TIME_MARGIN,
+            ("epoch time", seconds),
+        ),
+    ]
 
 
-def kernel_width_findings(summary: pd.DataFrame, study: str, t: Thresholds) -> list[Finding]:
-    """Wider kernels: accuracy, parameter count, epoch time and peak memory, widest vs
-    narrowest (widths ordered by their sum)."""
-    millions = lambda x: f"{x / 1e6:.3f} M"  # noqa: E731
-    seconds = lambda x: f"{x:.2f} s"  # noqa: E731
-    megabytes = lambda x: f"{x:.0f} MB"  # noqa: E731
+def kernel_width_findings(ctx: Context, study: str) -> list[Finding]:
+    def millions(x: float) -> str:
+        return f"{x / 1e6:.4f} M"
+
+    def megabytes(x: float) -> str:
+        return f"{x:.0f} MB"
+
     rule = "Kernel width"
-    return [
-        trend_finding(summary, study, "final_test_acc", rule,
-                      "wider kernels reach a higher final test accuracy",
-                      1, t.acc_margin, False, pct),
-        trend_finding(summary, study, "param_count", rule,
-                      "wider kernels have more parameters", 1, t.cost_rel_margin, True, millions),
-        trend_finding(summary, study, "mean_epoch_time_s", rule,
-                      "wider kernels take more time per epoch",
-                      1, t.time_rel_margin, True, seconds),
-        trend_finding(summary, study, "peak_memory_mb", rule,
-                      "wider kernels need more memory", 1, t.cost_rel_margin, True, megabytes),
-    ]  # fmt: skip
-
-
-def weight_decay_stops_learning(summary: pd.DataFrame, study: str, t: Thresholds) -> Finding:
-    """The largest weight decay stops learning (final accuracy within the margin of chance),
-    provided the smallest one does learn (otherwise the sweep cannot tell)."""
-    acc = per_value(summary, study, "final_test_acc")
-    largest, smallest = acc.index[-1], acc.index[0]
-    classes = summary.loc[summary["study"] == study, "num_classes"]
-    finding = Finding(
-        "Weight decay",
-        f"an extreme weight decay ({format_value(largest)}) stops learning",
-        INCONCLUSIVE,
-        [f"final test accuracy by weight decay: {_values_line(acc)}"],
-        f"final test accuracy at most chance (1 / classes) + {points(t.chance_margin)}",
+    params = cost_claim(
+        ctx,
+        rule,
+        "wider kernels have more parameters (in the convolutions)",
         study,
+        "conv_param_count",
+        +1,
+        COST_MARGIN,
+        ("convolution parameters", millions),
     )
-    if classes.isna().all() or len(acc) < 2:
-        finding.evidence.append("needs the class count and at least two weight decays")
-        return finding
-    ceiling = 1 / float(classes.iloc[0]) + t.chance_margin
-    finding.evidence.append(f"chance {pct(1 / float(classes.iloc[0]))}, ceiling {pct(ceiling)}")
-    if acc.loc[smallest] <= ceiling:
-        finding.evidence.append(
-            f"the smallest weight decay ({format_value(smallest)}) does not learn either, so "
-            "weight decay is not what stops learning here"
-        )
-        return finding
-    flags = [bool(a <= ceiling) for a in runs_of(summary, study, largest)["final_test_acc"]]
-    finding.verdict = combine(flags)
-    return finding
+    rows, key = study_rows(ctx.summary, study)
+    values = values_of(rows, key)
+    totals = {
+        v: float(rows.loc[rows[key] == v, "param_count"].astype(float).mean()) for v in values
+    }
+    params.evidence.append(
+        "in all (convolutions and fully connected layers): "
+        + ", ".join(f"{format_value(v)}: {millions(t)}" for v, t in totals.items())
+        + ". The total falls as kernels widen because the convolutions have no padding to make "
+        "up for a wider kernel: each layer's output shrinks, so the flattened feature map that "
+        "feeds the first fully connected layer, which holds most of the parameters, gets smaller."
+    )
+    return [
+        trend_claim(ctx, rule, "wider kernels reach a higher final test accuracy", study, +1),
+        params,
+        cost_claim(
+            ctx,
+            rule,
+            "wider kernels take more time per epoch",
+            study,
+            "mean_epoch_time_s",
+            +1,
+            TIME_MARGIN,
+            ("epoch time", seconds),
+        ),
+        cost_claim(
+            ctx,
+            rule,
+            "wider kernels need more memory",
+            study,
+            "peak_memory_mb",
+            +1,
+            COST_MARGIN,
+            ("peak memory", megabytes),
+        ),
+    ]
 
 
-# --- all rules ----------------------------------------------------------------------------
+def weight_decay_findings(ctx: Context, study: str) -> list[Finding]:
+    rows, key = study_rows(ctx.summary, study)
+    values = values_of(rows, key)
+    if len(values) < 2:
+        return [
+            Finding(
+                "Weight decay",
+                "an extreme weight decay stops learning",
+                INCONCLUSIVE,
+                study=study,
+                evidence=["needs at least two weight decays"],
+            )
+        ]
+    largest, smallest = rows[rows[key] == values[-1]], rows[rows[key] == values[0]]
+    finding = two_group_claim(
+        ctx,
+        "Weight decay",
+        f"an extreme weight decay ({format_value(values[-1])}) stops learning: far below the "
+        f"smallest ({format_value(values[0])})",
+        study,
+        largest,
+        smallest,
+        -1,
+        f"{format_value(values[-1])} minus {format_value(values[0])}",
+    )
+    chance = 1 / float(rows["num_classes"].iloc[0])
+    finding.evidence.insert(0, "mean final test accuracy by value: " + by_value(rows, key, values))
+    finding.evidence.append(
+        f"chance is {pct(chance)}; the largest weight decay ends at "
+        f"{pct(float(np.mean(final_accuracies(largest))))} on average"
+    )
+    return [finding]
+
 
 RULES = {
-    "lr": ("Learning rate", "learning rate"),
-    "batch_size": ("Batch size", "batch size"),
-    "kernel_width": ("Kernel width", "kernel width"),
-    "weight_decay": ("Weight decay", "weight decay"),
+    "lr": ("Learning rate", learning_rate_findings),
+    "batch_size": ("Batch size", batch_size_findings),
+    "kernel_width": ("Kernel width", kernel_width_findings),
+    "weight_decay": ("Weight decay", weight_decay_findings),
 }
 
 
-def compute_findings(
-    summary: pd.DataFrame, metrics: pd.DataFrame, thresholds: Thresholds | None = None
-) -> list[Finding]:
-    """Every verdict for this sweep; a rule whose setting no study sweeps is ``not run``."""
-    t = thresholds or Thresholds()
-    findings: list[Finding] = []
-    for param, (rule, words) in RULES.items():
-        studies = studies_sweeping(summary, param)
-        if not studies:
-            findings.append(Finding(rule, f"no study sweeps the {words} ({param})", NOT_RUN))
-            if param == "lr":
-                findings.append(Finding("Overfitting", "needs a learning-rate study", NOT_RUN))
-            continue
-        for study in studies:
-            if param == "lr":
-                findings += [
-                    lr_middle_beats_ends(summary, study, t),
-                    lr_lowest_underfits(summary, metrics, study, t),
-                    lr_highest_unstable(summary, metrics, study, t),
-                    overfitting_at_good_lr(summary, metrics, study, t),
-                ]
-            elif param == "batch_size":
-                findings += batch_size_findings(summary, study, t)
-            elif param == "kernel_width":
-                findings += kernel_width_findings(summary, study, t)
-            else:
-                findings.append(weight_decay_stops_learning(summary, study, t))
-    return findings
+def compute_findings(ctx: Context) -> list[Finding]:
+    """Every verdict for the studies that sweep one of the post's settings alone."""
+    found: list[Finding] = []
+    studies = ctx.summary.drop_duplicates("study")[["study", "study_params"]]
+    for param, (_, judge) in RULES.items():
+        for study in studies.loc[studies["study_params"] == param, "study"]:
+            found += judge(ctx, study)
+    return found
 
 
-def render_markdown(
-    findings: list[Finding],
-    thresholds: Thresholds,
-    n_runs: int,
-    comparison_text: str | None = None,
-) -> str:
-    """``findings.md``: thresholds, then one section per rule, then the seed comparison."""
+# --- findings.md --------------------------------------------------------------------------
+
+
+def verdict_cell(f: Finding) -> str:
+    text = f"**{f.verdict}**"
+    if f.verdict == INCONCLUSIVE and f.resolve:
+        more = (
+            f"> {stats.MAX_SEEDS_ADVICE}" if f.resolve > stats.MAX_SEEDS_ADVICE else f"~{f.resolve}"
+        )
+        text += f" ({more} seeds per value would resolve it)"
+    return text
+
+
+def verdict_table(found: list[Finding]) -> list[str]:
+    lines = [
+        "| rule | claim | verdict | effect (95% CI) | seeds | margin |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for f in found:
+        lines.append(
+            f"| {f.rule} | {f.claim} | {verdict_cell(f)} | {f.effect} | {f.seeds} | {f.margin} |"
+        )
+    return lines
+
+
+def other_studies(summary: pd.DataFrame) -> list[str]:
+    """Studies that sweep none of the post's settings alone: no rule to judge, their table."""
+    lines = []
+    studies = summary.drop_duplicates("study")
+    for _, row in studies[~studies["study_params"].isin(RULES)].iterrows():
+        rows = summary[summary["study"] == row["study"]]
+        keys = str(row["study_params"]).split(",")
+        lines += [
+            f"### Study `{row['study']}` ({' x '.join(setting_label(k) for k in keys)})",
+            "",
+            "No rule of the post is about this study, so there is no verdict to give; its "
+            "mean final test accuracy (95% interval over seeds):",
+            "",
+            f"| {' | '.join(keys)} | final test accuracy | seeds |",
+            "| " + " | ".join("---" for _ in keys) + " | --- | --- |",
+        ]
+        groups = rows.groupby(keys, sort=False)
+        order = sorted(
+            groups.groups,
+            key=lambda g: tuple(sort_key(v) for v in (g if isinstance(g, tuple) else (g,))),
+        )
+        for point in order:
+            accs = final_accuracies(groups.get_group(point))
+            point = point if isinstance(point, tuple) else (point,)
+            cell = pct(float(np.mean(accs)))
+            if len(accs) >= 2:
+                interval = stats.one_sample(accs, 0.0)
+                cell += f" [{pct(interval.low)}, {pct(interval.high)}]"
+            lines.append(f"| {' | '.join(format_value(v) for v in point)} | {cell} | {len(accs)} |")
+        lines.append("")
+    return lines
+
+
+def comparison_section(comparison: pd.DataFrame) -> list[str]:
+    """The post's own runs beside ours, the headline first."""
+    lines = ["## The post's own runs beside ours", ""]
+    labelled = comparison[comparison["kind"] == "labelled"]
+    if labelled.empty:
+        return lines + [
+            "No setting of this sweep is one of the post's runs, so nothing is compared (rule: "
+            f"{reference.MATCH_RULE}). This is expected on any data other than the Intel images "
+            f"at {reference.POST_IMAGE_SIZE} px.",
+            "",
+        ]
+    reproduced = labelled.loc[labelled["reproduced"].astype(bool), "post_run"].nunique()
+    lines += [
+        f"**{reproduced} of {labelled['post_run'].nunique()} post runs reproduced**: the post's "
+        "final test accuracy lies within 3 points of our mean over seeds (the interval is shown "
+        f"as context). Rule: {reference.MATCH_RULE}.",
+        "",
+        "| post run | our run | weight decay | seeds | ours (95% CI) | post | ours - post | "
+        "reproduced | per-epoch mean abs. difference (accuracy, loss) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for _, row in labelled.iterrows():
+        ours = pct(row["final_test_acc_mean"])
+        if row["seeds"] >= 2:
+            ours += f" [{pct(row['final_test_acc_low'])}, {pct(row['final_test_acc_high'])}]"
+        cells = [
+            f"{row['post_run']} ({row['post_experiment']})",
+            f"`{row['run_name']}`",
+            f"{format_value(row['weight_decay'])} ({row['weight_decay_source']})",
+            str(row["seeds"]),
+            ours,
+            pct(row["post_final_test_acc"]),
+            f"{row['final_test_acc_diff'] * 100:+.1f} points",
+            "yes" if row["reproduced"] else "no",
+            f"{row['epoch_test_acc_mad'] * 100:.1f} points, {row['epoch_test_loss_mad']:.3f}",
+        ]
+        lines.append(f"| {' | '.join(cells)} |")
+    unlabelled = comparison[comparison["kind"] == "unlabelled"]
+    if not unlabelled.empty:
+        lines += [
+            "",
+            "The post's unlabelled runs (kernel widths unknown; never counted above), "
+            "beside each of our runs that matches them but for the kernel widths: "
+            + "; ".join(
+                f"{r.post_run} ({pct(r.post_final_test_acc)}) vs `{r.run_name}` "
+                f"({pct(r.final_test_acc_mean)})"
+                for r in unlabelled.itertuples()
+            )
+            + ".",
+        ]
+    return [*lines, ""]
+
+
+def render_markdown(found: list[Finding], summary: pd.DataFrame, comparison: pd.DataFrame) -> str:
+    """``findings.md``: the verdict table first, then the evidence per rule, other studies and
+    the comparison with the post."""
+    n_runs, seeds = (
+        summary["run_id"].nunique(),
+        int(summary.groupby(["study", "name"])["run_id"].nunique().max()),
+    )
     lines = [
         "# Findings: do the post's rules hold in this sweep?",
         "",
-        f"Computed by `hpstudy findings` from {n_runs} runs (results/summary.csv and "
-        "results/metrics.csv). Accuracies are test-set percentages. With several seeds a "
-        "value's accuracy is the mean over its seeds, and a per-run check must hold in every "
-        "seed (all: holds, none: does not hold, some: inconclusive).",
+        *verdict_table(found),
         "",
-        "## Thresholds",
-        "",
-        "| threshold | value |",
-        "| --- | --- |",
-        *[f"| {name} | {value:g} |" for name, value in asdict(thresholds).items()],
-        "",
+        f"Computed by `hpstudy findings` from {n_runs} runs (up to {seeds} seeds per setting). "
+        "Each verdict compares the 95% interval of its effect with a practical margin in the "
+        "claimed direction: **holds** (beyond it), **contradicted** (beyond it the other way), "
+        "**no practical difference** (inside it), **inconclusive** otherwise. Accuracy effects "
+        "are differences of mean final test accuracy, diverged runs counted at chance; trends "
+        "over three or more values fit a line through every (value, seed) point, on the log of "
+        "the value where the values span two decades or more. Checks on each run's curves "
+        "count the seeds in which they hold.",
     ]
-    for rule in dict.fromkeys(f.rule for f in findings):
-        lines += [f"## {rule}", ""]
-        for f in (f for f in findings if f.rule == rule):
-            where = f" (study `{f.study}`)" if f.study else ""
-            lines.append(f"- **{f.verdict.upper()}**: {f.claim}{where}.")
+    if any(f.verdict == INCONCLUSIVE for f in found):
+        lines += [
+            "",
+            "Inconclusive is an honest answer here: with few seeds the interval is "
+            "wider than the margin; the table says roughly how many seeds would decide.",
+        ]
+    if not found:
+        lines += [
+            "",
+            "No study here sweeps one of the post's settings (learning rate, batch "
+            "size, kernel width, weight decay) alone, so no rule of the post is judged.",
+        ]
+    for rule in dict.fromkeys(f.rule for f in found):
+        lines += ["", f"## {rule}", ""]
+        for f in (f for f in found if f.rule == rule):
+            lines.append(f"- **{f.verdict.upper()}**: {f.claim} (study `{f.study}`).")
             lines += [f"  - {e}" for e in f.evidence]
-            if f.threshold:
-                lines.append(f"  - threshold: {f.threshold}")
-        lines.append("")
-    if comparison_text is not None:
-        lines += ["## Comparison with the post's own runs", "", comparison_text, ""]
-    return "\n".join(lines)
+    covered = {RULES[p][0] for p in RULES if (summary["study_params"] == p).any()}
+    missing = [rule for rule, _ in RULES.values() if rule not in covered]
+    if missing:
+        lines += [
+            "",
+            f"Not judged here, as no study sweeps that setting alone: {', '.join(missing)}.",
+        ]
+    others = other_studies(summary)
+    if others:
+        lines += ["", "## Other studies", "", *others]
+    lines += ["", *comparison_section(comparison)]
+    return "\n".join(lines).rstrip() + "\n"
 
 
-def describe_comparison(table: pd.DataFrame) -> str:
-    """A sentence or two on the comparison with the post's own runs."""
-    if table.empty:
-        return (
-            "No run matches one of the post's runs, so nothing is compared (rule: "
-            f"{reference.MATCH_RULE}). This is expected on any data other than the Intel images "
-            f"at {reference.POST_IMAGE_SIZE} px."
-        )
-    diff = table["final_test_acc_diff"].astype(float)
-    return (
-        f"{table['run_id'].nunique()} of our runs match {table['post_run'].nunique()} of the "
-        f"post's runs ({len(table)} pairs; rule: {reference.MATCH_RULE}). Final test accuracy, "
-        f"ours minus the post's: mean {points(diff.mean())}, from {points(diff.min())} to "
-        f"{points(diff.max())}."
-    )
+def counts(found: list[Finding]) -> dict:
+    """Verdict counts, for the DVC metrics."""
+    return {
+        v.replace(" ", "_"): sum(f.verdict == v for f in found)
+        for v in (HOLDS, CONTRADICTED, NO_DIFFERENCE, INCONCLUSIVE)
+    }
 
 
 def write_findings(
-    tables: str | Path, out_path: str | Path, thresholds: Thresholds | None = None
+    tables: str | Path, out: str | Path, runs_dir=None, margin: float = MARGIN
 ) -> list[Finding]:
-    """Compute the verdicts from the results tables in ``tables`` and write ``findings.md``."""
-    thresholds = thresholds or Thresholds()
+    """Compute the verdicts from the tables in ``tables``; write ``findings.md`` and the
+    verdict counts (``findings.json``) beside it."""
     summary, metrics, comparison = read_tables(
         tables, "summary.csv", "metrics.csv", "comparison.csv"
     )
-    findings = compute_findings(summary, metrics, thresholds)
-    text = describe_comparison(comparison)
-    n_runs = summary["run_id"].nunique()
-    atomic_write_text(out_path, render_markdown(findings, thresholds, n_runs, text))
-    return findings
+    ctx = Context(summary, metrics, Path(runs_dir) if runs_dir else None, margin)
+    found = compute_findings(ctx)
+    atomic_write_text(out, render_markdown(found, summary, comparison))
+    atomic_write_json(Path(out).with_name("findings.json"), {"verdicts": counts(found)})
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     """``hpstudy findings``: write ``findings.md`` from the results tables."""
     parser = argparse.ArgumentParser(prog="hpstudy findings", description=__doc__.split("\n")[0])
     parser.add_argument("--tables", required=True, help="the config's results folder")
+    parser.add_argument("--runs-dir", help="the run folders (for single-seed paired tests)")
+    parser.add_argument("--margin", type=float, default=MARGIN, help="practical margin (fraction)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    for f in write_findings(args.tables, args.out):
-        print(f"{f.verdict:>14}: {f.rule}: {f.claim}")
+    for f in write_findings(args.tables, args.out, args.runs_dir, args.margin):
+        print(f"{f.verdict:>24}: {f.rule}: {f.claim}")
     return 0
