@@ -57,8 +57,10 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900)
 
 
 def shrunk_demo_config(path: Path, epochs: int = 2, resnet_epochs: int = 1) -> Path:
-    """The real demo config with fewer epochs, written to ``path`` (tests shrink, not fake)."""
+    """The real demo config with one seed and fewer epochs, written to ``path`` (tests shrink,
+    not fake)."""
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config["seeds"] = [0]
     config["train"]["epochs"] = epochs
     config["studies"]["learning_rate"]["set"]["epochs"] = resnet_epochs
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -27,7 +27,8 @@ BIN = Path(sys.executable).parent
 GIT_ID = ["-c", "user.name=hpstudy tests", "-c", "user.email=tests@hpstudy.invalid"]
 CONFIG = "config/demo.yaml"
 RESULTS = "results/demo"  # the demo's paths.results
-RUN = "digits-48/{}_ep-1/seed-0"  # a run of the shrunk demo, by its settings
+RUN = "digits-48/lr-0.001_{}_ep-1/seed-0"  # a run of the shrunk demo, by its settings
+DEFAULT_RUN = "digits-48/lr-0.001_ep-1/seed-0"  # its run at batch 256
 
 
 def run(cwd: Path, *args: str, check: bool = True, timeout: int = 600):
@@ -57,6 +58,7 @@ def git(cwd: Path, *args: str, check: bool = True):
 def shrink_demo(repo: Path) -> None:
     """The real demo config, cut to 4 one-epoch runs; dvc.yaml pointed at it (as the docs say)."""
     config = yaml.safe_load((repo / CONFIG).read_text())
+    config["seeds"] = [0]
     config["train"]["epochs"] = 1
     config["studies"] = {
         "batch_size": {"param": "batch_size", "values": [256, 450]},
@@ -138,7 +140,7 @@ def test_repro_runs_the_pipeline_and_a_second_repro_does_nothing(origin):
     repo, first = origin
     # batch 450 at the default weight decay is one run in two studies
     assert sorted(trained_runs(first)) == sorted(
-        ["digits-48/ep-1/seed-0", RUN.format("bs-450"), RUN.format("wd-1_bs-450")]
+        [DEFAULT_RUN, RUN.format("bs-450"), RUN.format("wd-1_bs-450")]
     )
     assert (repo / "data/processed/digits-48/manifest.json").exists()
     assert (repo / RESULTS / "figures/weight_decay/curves.png").exists()
@@ -152,7 +154,7 @@ def test_repro_runs_the_pipeline_and_a_second_repro_does_nothing(origin):
 def test_temporary_files_and_scratch_are_never_shared(origin):
     repo, _ = origin
     paths = [
-        "results/runs/digits-48/ep-1/seed-0/.metrics.csv.tmp-123@host",
+        "results/runs/" + DEFAULT_RUN + "/.metrics.csv.tmp-123@host",
         "data/processed/digits-48/.train_x.partial.npy.tmp-9@node-1",
         "checkpoints/digits-48/test-only/seed-0/last.pt",
         "checkpoints/.locks/digits-48/test-only/seed-0.lock",
@@ -165,7 +167,7 @@ def test_temporary_files_and_scratch_are_never_shared(origin):
     try:
         ignored = run(repo, "dvc", "check-ignore", *paths, check=False).stdout.split()
         assert sorted(ignored) == sorted(paths)
-        kept = run(repo, "dvc", "check-ignore", "results/runs/digits-48/ep-1/seed-0/metrics.csv",
+        kept = run(repo, "dvc", "check-ignore", "results/runs/" + DEFAULT_RUN + "/metrics.csv",
                    check=False)  # fmt: skip
         assert kept.returncode == 1, "finished outputs are shared"
     finally:
@@ -204,8 +206,8 @@ def test_pull_restores_every_file_and_snakemake_has_nothing_to_do(origin, remote
     (clone / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
     dry = run(clone, "snakemake", "-n", "-p", "--configfile", CONFIG, "--cores", "1")
     assert sorted(trained_runs(dry.stdout + dry.stderr)) == [
-        "digits-48/bs-450_ep-2/seed-0",
-        "digits-48/wd-1_bs-450_ep-2/seed-0",
+        "digits-48/lr-0.001_bs-450_ep-2/seed-0",
+        "digits-48/lr-0.001_wd-1_bs-450_ep-2/seed-0",
     ]
     diff = run(clone, "dvc", "params", "diff").stdout
     assert "studies.weight_decay.set.epochs" in diff

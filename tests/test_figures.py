@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import matplotlib.colors as mcolors
+import numpy as np
 import pytest
 from runfactory import Sweep, approach
+from scipy import stats as scipy_stats
 
 from hpstudy import figures, formatting, targets
 from hpstudy.cli import main as cli_main
@@ -68,6 +70,48 @@ def test_curves_one_line_per_value_per_panel_with_consistent_colours(tables):
     assert "2 seeds" in fig.legends[0].get_title().get_text()
 
 
+def test_the_band_is_the_95_percent_interval_of_the_mean_over_seeds(tables):
+    metrics, summary = tables
+    fig = figures.curves_figure(metrics, summary, "learning_rate")
+    band = fig.axes[2].collections[0].get_paths()[0].vertices[:, 1]
+    last = metrics[(metrics["lr"] == 1e-7) & (metrics["epoch"] == 4)]["test_acc"] * 100
+    half = scipy_stats.t.ppf(0.975, 1) * last.std() / np.sqrt(2)
+    assert band.max() == pytest.approx(last.mean() + half)
+    assert band.min() <= last.mean() - half + 1e-9
+    assert "95% interval" in fig.legends[0].get_title().get_text()
+
+
+def test_accuracy_bars_are_intervals_over_seeds_or_binomial_with_one_seed(tables):
+    _, summary = tables
+    bars = figures.accuracy_figure(summary, "learning_rate").axes[0].containers[0]
+    finals = summary[(summary["study"] == "learning_rate") & (summary["lr"] == 1e-7)][
+        "final_test_acc"
+    ]
+    half = scipy_stats.t.ppf(0.975, 1) * finals.std() / np.sqrt(2) * 100
+    segment = bars.lines[2][0].get_segments()[0]
+    assert segment[1][1] - segment[0][1] == pytest.approx(2 * half)
+    one = figures.accuracy_figure(summary, "kernel_width").axes[0].containers[0]
+    acc = summary[(summary["study"] == "kernel_width")]["final_test_acc"].iloc[0]
+    binomial = 1.959964 * np.sqrt(acc * (1 - acc) / 3000) * 100
+    segment = one.lines[2][0].get_segments()[0]
+    assert segment[1][1] - segment[0][1] == pytest.approx(2 * binomial, rel=1e-4)
+
+
+def test_the_confusion_matrix_sums_the_best_settings_predictions(sweep, tables):
+    _, summary = tables
+    fig = figures.confusion_figure(summary, "learning_rate", sweep.runs_dir)
+    image = fig.axes[0].images[0].get_array()
+    assert image.shape == (6, 6)
+    best = (
+        summary[summary["study"] == "learning_rate"].groupby("lr")["final_test_acc"].mean().idxmax()
+    )
+    runs = summary[(summary["study"] == "learning_rate") & (summary["lr"] == best)]["run_id"]
+    counts, _ = figures.confusion_counts(sweep.runs_dir, runs)
+    assert counts.sum() == 2 * 3000
+    assert np.allclose(image, counts / counts.sum(axis=1, keepdims=True) * 100)
+    assert "summed over 2 seeds" in fig._suptitle.get_text()
+
+
 def test_curves_with_one_seed_have_no_band(tables):
     metrics, summary = tables
     fig = figures.curves_figure(metrics, summary, "kernel_width")
@@ -102,10 +146,11 @@ def test_cost_and_time_figures_for_kernel_width(tables):
     assert targets.figure_kinds(["kernel_width"], False) == [
         "curves",
         "accuracy",
+        "confusion",
         "epoch_time",
         "cost",
     ]
-    assert targets.figure_kinds(["lr"], True) == ["curves", "accuracy", "post"]
+    assert targets.figure_kinds(["lr"], True) == ["curves", "accuracy", "confusion", "post"]
     fig = figures.cost_figure(summary, "kernel_width")
     params_ax, memory_ax = fig.axes
     fc_bars, conv_bars = params_ax.containers

@@ -33,7 +33,7 @@ def test_the_posts_studies_expand_to_named_runs(seed_config):
         "model-resnet18_pretrained-true_lr-0.01_bs-32",
     ]
     assert names(plan, "batch_size") == ["bs-10", "default", "bs-450"]
-    assert names(plan, "kernel_width") == ["kw-3-3-3", "kw-5-5-5", "kw-7-7-7"]
+    assert names(plan, "kernel_width") == ["kw-3-3-3", "kw-5-5-5", "kw-7-7-7", "default"]
     assert names(plan, "weight_decay") == ["bs-450", "wd-1_bs-450"]
     # batch 256 is the default run, and batch 450 at the default weight decay is one run:
     # shared settings are trained once

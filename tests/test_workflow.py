@@ -44,8 +44,9 @@ def test_dry_run_plans_every_distinct_run_once(workdir, configfile, monkeypatch)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(workdir / "no-kaggle-here"))
     args = ["-n", "--cores", "1"] + (["--configfile", configfile] if configfile else [])
     proc = snakemake(workdir, *args)
-    # 11 study points; batch 450 at the default weight decay is one run in two studies
-    assert planned_train_jobs(proc) == 10
+    # 12 study points, 3 seeds each; batch 256 is the 5-5-7 network, and batch 450 at the
+    # default weight decay is one run in two studies: 10 distinct settings
+    assert planned_train_jobs(proc) == 30
     assert ("fetch_weights" in proc.stdout) == (configfile is None), "pretrained only in the seed"
     assert not (workdir / "data").exists(), "a dry run writes nothing"
 
@@ -161,8 +162,8 @@ def test_demo_effects_are_visible(demo_run):
 
     assert final_acc("model-resnet18_lr-1e-07_bs-32_ep-1") < 0.3, "lr 1e-7 barely learns"
     assert final_acc("model-resnet18_bs-32_ep-1") > 0.5
-    assert final_acc("wd-1_bs-450_ep-2") < 0.3, "wd 1.0 collapses"
-    assert final_acc("bs-10_ep-2") > 0.5, "many small steps learn in two epochs"
+    assert final_acc("lr-0.001_wd-1_bs-450_ep-2") < 0.3, "wd 1.0 collapses"
+    assert final_acc("lr-0.001_bs-10_ep-2") > 0.5, "many small steps learn in two epochs"
 
 
 @pytest.mark.slow
@@ -171,8 +172,8 @@ def test_results_and_report_from_the_finished_demo(demo_run):
     results = workdir / "results" / "demo"
     summary = pd.read_csv(results / "summary.csv")
     metrics = pd.read_csv(results / "metrics.csv")
-    assert len(summary) == 11 and summary["run_id"].nunique() == 10
-    shared = summary[summary["name"] == "bs-450_ep-2"]
+    assert len(summary) == 12 and summary["run_id"].nunique() == 10
+    shared = summary[summary["name"] == "lr-0.001_bs-450_ep-2"]
     assert shared["study"].tolist() == ["batch_size", "weight_decay"]
     epochs = {rid: s["epochs_completed"] for rid, s in run_summaries(workdir).items()}
     assert len(metrics) == sum(epochs.values())
@@ -214,7 +215,8 @@ def test_what_a_change_retrains(demo_copy):
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     plan = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config_path))
     assert planned_runs(plan) == {
-        f"digits-48/kw-{k}-{k}-{k}_ep-2_flip-true/seed-0" for k in (3, 5, 7)
+        *(f"digits-48/kw-{k}-{k}-{k}_lr-0.001_ep-2_flip-true/seed-0" for k in (3, 5, 7)),
+        "digits-48/lr-0.001_ep-2_flip-true/seed-0",  # the 5-5-7 network
     }
     # a changed value is one new run; train it for real
     config = yaml.safe_load(config_path.read_text())
@@ -224,13 +226,13 @@ def test_what_a_change_retrains(demo_copy):
     run = snakemake(
         workdir, "--cores", "2", "--resources", "gpu=1", "--configfile", str(config_path)
     )
-    assert planned_runs(run) == {"digits-48/bs-400_ep-2/seed-0"}
+    assert planned_runs(run) == {"digits-48/lr-0.001_bs-400_ep-2/seed-0"}
     log = run.stdout + run.stderr
     assert re.search(r"^aggregate\s+1$", log, re.MULTILINE), "the tables are rebuilt"
     assert not re.search(r"^(fetch_data|preprocess)\s+\d", log, re.MULTILINE)
     summary = pd.read_csv(workdir / "results/demo/summary.csv")
     names = set(summary.loc[summary["study"] == "batch_size", "name"])
-    assert names == {"bs-10_ep-2", "ep-2", "bs-400_ep-2"}
+    assert names == {"lr-0.001_bs-10_ep-2", "lr-0.001_ep-2", "lr-0.001_bs-400_ep-2"}
 
 
 @pytest.mark.slow
@@ -262,7 +264,7 @@ def test_damaged_arrays_stop_training_and_a_rebuild_keeps_the_finished_runs(demo
     raw = bytearray(array.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     array.write_bytes(bytes(raw))
-    victim = workdir / "results/runs/digits-48/bs-450_ep-2/seed-0/summary.json"
+    victim = workdir / "results/runs/digits-48/lr-0.001_bs-450_ep-2/seed-0/summary.json"
     victim.unlink()
     failed = snakemake(
         workdir, "--cores", "2", "--resources", "gpu=1", "--configfile", str(config), check=False
@@ -282,4 +284,4 @@ def test_damaged_arrays_stop_training_and_a_rebuild_keeps_the_finished_runs(demo
         str(config),
     )
     plan = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config))
-    assert planned_runs(plan) == {"digits-48/bs-450_ep-2/seed-0"}, "the other runs are kept"
+    assert planned_runs(plan) == {"digits-48/lr-0.001_bs-450_ep-2/seed-0"}, "others are kept"

@@ -75,7 +75,7 @@ def run_cells(summary: dict) -> dict:
         **{key: params[key] for key in RUN_COLUMNS},
         **settings_cells({k: params["settings"][k] for k in setting_columns()}),
         "dataset": data["name"], "image_size": data["image_size"],
-        "num_classes": data["num_classes"],
+        "num_classes": data["num_classes"], "test_count": data.get("test_count"),
     }  # fmt: skip
 
 

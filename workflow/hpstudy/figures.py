@@ -18,6 +18,7 @@ Each builder takes the tables and returns the Figure, so tests inspect its artis
 from __future__ import annotations
 
 import argparse
+import json
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,13 +31,14 @@ from matplotlib.figure import Figure
 from hpstudy import reference
 from hpstudy.atomic import atomic_path
 from hpstudy.errors import HpstudyError
-from hpstudy.formatting import format_value, setting_label, sort_key
+from hpstudy.formatting import format_value, pct, setting_label, sort_key
+from hpstudy.layout import PREDICTIONS
+from hpstudy.stats import binomial_se, spans_decades, t_quantile
 from hpstudy.tables import read_table, study_params
-from hpstudy.targets import FIGURE_KINDS
+from hpstudy.targets import FIGURE_KINDS, OVERVIEW_KINDS
 
 DPI = 200
 PANEL_SIZE_IN = (3.5, 2.8)  # one panel at single-column width
-LOG_SPAN = 100  # values spanning this factor or more get a log axis
 # settings named in a figure's title when the study holds them fixed
 TITLE_SETTINGS = ["model", "pretrained", "optimizer", "lr", "batch_size", "weight_decay",
                   "kernel_width", "epochs", "dataset"]  # fmt: skip
@@ -163,22 +165,24 @@ def curves_figure(metrics: pd.DataFrame, summary: pd.DataFrame, study: str) -> F
     for point in view.points:
         run_ids = view.runs_at(point)["run_id"]
         runs = metrics[metrics["run_id"].isin(run_ids)]
-        diverged = not np.isfinite(runs["train_loss"].astype(float)).all()
+        diverged = view.runs_at(point)["diverged"].astype(bool).any()
         label = view.labels[point] + (" (diverged)" if diverged else "")
         by_epoch = runs.groupby("epoch")
         for ax, (column, _, scale) in zip(axes, CURVE_PANELS, strict=True):
-            curve = by_epoch[column].agg(["mean", "min", "max"]) * scale
-            ax.plot(curve.index, curve["mean"], color=colors[point], label=label, marker=".")
+            curve = by_epoch[column].agg(["mean", "std", "count"])
+            ax.plot(
+                curve.index, curve["mean"] * scale, color=colors[point], label=label, marker="."
+            )
             if n_seeds > 1:
-                ax.fill_between(
-                    curve.index, curve["min"], curve["max"], color=colors[point], alpha=0.2
-                )
+                half = ci_half_width(curve["std"], curve["count"]) * scale
+                low, high = (curve["mean"] * scale - half, curve["mean"] * scale + half)
+                ax.fill_between(curve.index, low, high, color=colors[point], alpha=0.2)
     for ax, (_, ylabel, _) in zip(axes, CURVE_PANELS, strict=True):
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-    band = f" (line: mean over {n_seeds} seeds; band: min-max)" if n_seeds > 1 else ""
+    band = f" (line: mean over {n_seeds} seeds; band: its 95% interval)" if n_seeds > 1 else ""
     _legend(fig, axes[0], view.axis_label + band)
     _title(fig, view, width=110)
     return fig
@@ -190,7 +194,7 @@ def _x_positions(ax, view: StudyView) -> list[float]:
     if view.numeric():
         xs = [float(p[0]) for p in view.points]
         positive = [x for x in xs if x > 0]
-        if positive and max(positive) / min(positive) >= LOG_SPAN:
+        if spans_decades(positive):
             ax.set_xscale("log" if len(positive) == len(xs) else "symlog", **(
                 {} if len(positive) == len(xs) else {"linthresh": min(positive)}))  # fmt: skip
     else:
@@ -202,11 +206,35 @@ def _x_positions(ax, view: StudyView) -> list[float]:
     return xs
 
 
+def ci_half_width(std, count):
+    """Half the 95 % t interval of a mean over ``count`` seeds (0 with one seed)."""
+    std, count = np.asarray(std, float), np.asarray(count, float)
+    quantile = np.array([t_quantile(n - 1) if n > 1 else 0.0 for n in np.atleast_1d(count)])
+    return np.nan_to_num(quantile.reshape(count.shape) * std / np.sqrt(count))
+
+
 def _per_point(view: StudyView, column: str) -> tuple[np.ndarray, np.ndarray]:
-    stats = [view.runs_at(p)[column].astype(float) for p in view.points]
-    means = np.array([s.mean() for s in stats])
-    stds = np.array([s.std() if len(s) > 1 else 0.0 for s in stats])
-    return means, np.nan_to_num(stds)
+    """Mean over seeds per point and the half width of its 95 % interval: a t interval over
+    seeds, or with one seed (accuracies only) the test set's binomial interval."""
+    means, halves = [], []
+    for point in view.points:
+        rows = view.runs_at(point)
+        values = rows[column].astype(float)
+        means.append(values.mean())
+        if len(values) > 1:
+            halves.append(float(ci_half_width(values.std(), len(values))))
+        elif (
+            column.endswith("_acc")
+            and "test_count" in rows
+            and pd.notna(rows["test_count"].iloc[0])
+        ):
+            halves.append(
+                t_quantile(float("inf"))
+                * binomial_se(values.iloc[0], int(rows["test_count"].iloc[0]))
+            )
+        else:
+            halves.append(0.0)
+    return np.array(means), np.array(halves)
 
 
 def accuracy_figure(summary: pd.DataFrame, study: str) -> Figure:
@@ -224,7 +252,11 @@ def accuracy_figure(summary: pd.DataFrame, study: str) -> Figure:
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
     n = view.n_seeds()
-    note = f" (mean, bars: std over {n} seeds)" if n > 1 else ""
+    note = (
+        f" (mean over {n} seeds, bars: 95% interval)"
+        if n > 1
+        else " (one seed, bars: the test set's 95% binomial interval)"
+    )
     ax.legend(title="test accuracy" + note, fontsize="small", title_fontsize="small")
     _title(fig, view, width=55)
     return fig
@@ -280,9 +312,12 @@ def post_figure(
     curves = pd.DataFrame(reference.post_epochs())
     fig, axes = _new_figure(3)
     for point in view.points:
-        run_ids = view.runs_at(point)["run_id"]
-        ours = metrics[metrics["run_id"].isin(run_ids)].groupby("epoch")
-        post_ids = sorted(set(comparison.loc[comparison["run_id"].isin(run_ids), "post_run"]))
+        rows = view.runs_at(point)
+        ours = metrics[metrics["run_id"].isin(rows["run_id"])].groupby("epoch")
+        matched = comparison[
+            (comparison["kind"] == "labelled") & comparison["run_name"].isin(rows["name"])
+        ]
+        post_ids = sorted(set(matched["post_run"]), key=lambda run: int(run.removeprefix("run")))
         for ax, (column, _, scale) in zip(axes, CURVE_PANELS, strict=True):
             mean = ours[column].mean() * scale
             ax.plot(mean.index, mean, color=colors[point], label=f"{view.labels[point]} (ours)")
@@ -302,10 +337,89 @@ def post_figure(
     return fig
 
 
-def build_figure(kind: str, tables: str | Path, study: str) -> Figure:
+def confusion_counts(runs_dir: Path, run_ids) -> tuple[np.ndarray, list[str]]:
+    """The confusion counts (true class x predicted class) of some runs' final predictions,
+    summed, and the class names."""
+    total, classes = None, []
+    for run_id in run_ids:
+        with np.load(Path(runs_dir) / run_id / PREDICTIONS) as saved:
+            labels, preds = saved["label"].astype(int), saved["pred"].astype(int)
+        params = json.loads((Path(runs_dir) / run_id / "params.json").read_text())
+        classes = params["data"]["classes"]
+        counts = np.zeros((len(classes), len(classes)), dtype=int)
+        valid = (preds >= 0) & (preds < len(classes))
+        np.add.at(counts, (labels[valid], preds[valid]), 1)
+        total = counts if total is None else total + counts
+    return total, classes
+
+
+def confusion_figure(summary: pd.DataFrame, study: str, runs_dir: str | Path) -> Figure:
+    """The confusion matrix (rows: true class, normalised to 100 %) of the study's best
+    setting (highest mean final test accuracy), summed over its seeds."""
+    view = StudyView(summary, study)
+    means, _ = _per_point(view, "final_test_acc")
+    best = view.points[int(np.nanargmax(means))]
+    rows = view.runs_at(best)
+    counts, classes = confusion_counts(Path(runs_dir), rows["run_id"])
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) * 100
+    side = max(3.2, 0.45 * len(classes) + 1.8)
+    fig = Figure(figsize=(side + 0.8, side + 0.6), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=100)
+    for (i, j), value in np.ndenumerate(share):
+        color = "white" if value > 60 else "black"
+        ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize="x-small", color=color)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize="small")
+    ax.set_yticks(range(len(classes)), classes, fontsize="small")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="% of the true class")
+    seeds = len(rows)
+    fig.suptitle(
+        textwrap.fill(
+            f"{study}: best setting {view.labels[best]} ({pct(float(np.nanmax(means)))} mean final "
+            f"test accuracy), final predictions summed over {seeds} seed{'s' * (seeds > 1)}",
+            60,
+        ),
+        fontsize="small",
+    )
+    return fig
+
+
+def reproduction_figure(comparison: pd.DataFrame) -> Figure:
+    """Reproduction at a glance: per post run, its final test accuracy beside our mean over
+    seeds with the 95 % interval."""
+    labelled = comparison[comparison["kind"] == "labelled"]
+    fig, axes = _new_figure(1, extra_height=0.8)
+    ax = axes[0]
+    ys = np.arange(len(labelled))[::-1]
+    ours = labelled["final_test_acc_mean"].to_numpy(float) * 100
+    low = labelled["final_test_acc_low"].to_numpy(float) * 100
+    high = labelled["final_test_acc_high"].to_numpy(float) * 100
+    err = np.nan_to_num(np.vstack([ours - low, high - ours]))
+    ax.errorbar(ours, ys, xerr=err, fmt="o", color="tab:blue", capsize=3, label="ours (95% CI)")
+    ax.plot(labelled["post_final_test_acc"] * 100, ys, "D", color="tab:orange", label="the post")
+    labels = [f"{r.post_run} ({r.post_experiment})" for r in labelled.itertuples()]
+    ax.set_yticks(ys, labels, fontsize="small")
+    ax.set_xlabel("final test accuracy (%)")
+    ax.grid(alpha=0.3, axis="x")
+    reproduced = int(labelled["reproduced"].astype(bool).sum())
+    title = f"{reproduced} of {len(labelled)} reproduced (within 3 points)"
+    ax.legend(fontsize="small", title=title, title_fontsize="small")
+    fig.suptitle("The post's runs beside ours", fontsize="medium")
+    return fig
+
+
+def build_figure(
+    kind: str, tables: str | Path, study: str, runs_dir: str | Path | None = None
+) -> Figure:
     """The ``kind`` figure of ``study`` from the tables in the results folder ``tables``."""
     tables = Path(tables)
+    if kind == "reproduction":
+        return reproduction_figure(read_table(tables / "comparison.csv"))
     summary = read_table(tables / "summary.csv")
+    if kind == "confusion":
+        return confusion_figure(summary, study, runs_dir)
     if kind == "curves":
         return curves_figure(read_table(tables / "metrics.csv"), summary, study)
     if kind == "post":
@@ -331,11 +445,13 @@ def save_figure(fig: Figure, png_path: str | Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``hpstudy figures``: draw one kind of figure for one study."""
     parser = argparse.ArgumentParser(prog="hpstudy figures", description=__doc__.split("\n")[0])
-    parser.add_argument("--kind", required=True, choices=FIGURE_KINDS)
-    parser.add_argument("--study", required=True, help="study name, as in the config")
+    parser.add_argument("--kind", required=True, choices=[*FIGURE_KINDS, *OVERVIEW_KINDS])
+    parser.add_argument("--study", default="", help="study name, as in the config")
     parser.add_argument("--tables", required=True, help="the config's results folder")
+    parser.add_argument("--runs-dir", help="the run folders (confusion matrices)")
     parser.add_argument("--out", required=True, help="PNG path; the SVG goes beside it")
     args = parser.parse_args(argv)
-    paths = save_figure(build_figure(args.kind, args.tables, args.study), args.out)
+    figure = build_figure(args.kind, args.tables, args.study, args.runs_dir)
+    paths = save_figure(figure, args.out)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -11,13 +11,14 @@ from hpstudy.layout import Layout
 # swept settings whose studies also get an epoch-time and a cost figure
 TIME_PARAMS = frozenset({"batch_size", "kernel_width"})
 COST_PARAMS = frozenset({"kernel_width"})
-FIGURE_KINDS = ("curves", "accuracy", "epoch_time", "cost", "post")
+FIGURE_KINDS = ("curves", "accuracy", "confusion", "epoch_time", "cost", "post")
+OVERVIEW_KINDS = ("reproduction",)  # figures of the whole sweep, not of one study
 
 
 def figure_kinds(params: list[str], compared: bool) -> list[str]:
     """The figure kinds of a study sweeping ``params``; ``compared`` adds the figure beside
     the post's own runs (only where some of its runs match one)."""
-    kinds = ["curves", "accuracy"]
+    kinds = ["curves", "accuracy", "confusion"]
     if TIME_PARAMS & set(params):
         kinds.append("epoch_time")
     if COST_PARAMS & set(params):
@@ -35,10 +36,15 @@ def study_is_compared(plan, study, dataset: dict) -> bool:
 
 
 def figure_targets(layout: Layout, plan, dataset: dict) -> list[str]:
-    """Every figure file (PNG and SVG) of every study of the plan."""
-    return [
+    """Every figure file (PNG and SVG) of every study of the plan, and the reproduction
+    overview where some study is compared with the post."""
+    compared = {name: study_is_compared(plan, s, dataset) for name, s in plan.studies.items()}
+    files = [
         layout.figure(name, kind, ext)
         for name, study in plan.studies.items()
-        for kind in figure_kinds(study.params, study_is_compared(plan, study, dataset))
+        for kind in figure_kinds(study.params, compared[name])
         for ext in ("png", "svg")
     ]
+    if any(compared.values()):
+        files += [layout.overview_figure("reproduction", ext) for ext in ("png", "svg")]
+    return files

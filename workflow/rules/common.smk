@@ -65,13 +65,7 @@ def run_targets():
 
 def results_targets():
     """This config's tables, findings and figures (and TensorBoard folders when enabled)."""
-    tables = [
-        LAYOUT.table(name)
-        for name in ("metrics.csv", "summary.csv", "summary.json", "seed_summary.csv")
-    ]
-    tables += [
-        LAYOUT.table(n) for n in ("headline.json", "comparison.csv", "findings.md")
-    ]
+    tables = [LAYOUT.table(name) for name in paths.RESULT_FILES]
     figures = figure_targets(LAYOUT, PLAN, DATASET)
     boards = [f"{LAYOUT.results}/tensorboard/{rid}" for rid in RUNS]
     return tables + figures + (boards if config["tensorboard"] else [])

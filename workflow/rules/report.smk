@@ -1,8 +1,8 @@
-# Results of this config: the tables, the comparison with the post's own runs, the verdict on
-# each rule, every study's figures and (optionally) TensorBoard event files. All logic is in
-# the package; a rule only wires paths. The tables depend on every run of this config, so a
+# Results of this config: the tables, the post's own runs beside ours, the verdict on each
+# rule, every study's figures and (optionally) TensorBoard event files. All logic is in the
+# package; a rule only wires paths. The tables depend on every run of this config, so a
 # changed run rebuilds them and nothing upstream.
-from hpstudy.targets import FIGURE_KINDS
+from hpstudy.targets import FIGURE_KINDS, OVERVIEW_KINDS
 
 TABLES = {
     name: LAYOUT.table(name)
@@ -13,6 +13,7 @@ TABLES = {
 wildcard_constraints:
     study="|".join(PLAN.studies),
     kind="|".join(FIGURE_KINDS),
+    overview="|".join(OVERVIEW_KINDS),
 
 
 rule aggregate:
@@ -50,39 +51,49 @@ rule aggregate:
 rule compare:
     input:
         summary=TABLES["summary.csv"],
+        metrics=TABLES["metrics.csv"],
     output:
-        report(
+        table=report(
             TABLES["comparison.csv"],
             caption="../report/comparison.rst",
             category="Tables",
-            labels={"table": "comparison with the post's own runs"},
+            labels={"table": "the post's own runs beside ours"},
         ),
+        counts=LAYOUT.table("comparison.json"),
     log:
         LAYOUT.log("report/compare"),
     localrule: True
     conda:
         CONDA_ENV
+    params:
+        assumed=config["comparison"]["assumed_weight_decay"],
+        within=config["comparison"]["reproduced_within"],
     shell:
-        f"{HPSTUDY} compare --summary {{input.summary}} --out {{output}} > {{log}} 2>&1"
+        f"{HPSTUDY} compare --tables {LAYOUT.results} --assumed-weight-decay {{params.assumed}}"
+        " --reproduced-within {params.within} > {log} 2>&1"
 
 
 rule findings:
     input:
         **TABLES,
     output:
-        report(
+        findings=report(
             LAYOUT.table("findings.md"),
             caption="../report/findings.rst",
             category="Findings",
             labels={"file": "findings.md"},
         ),
+        counts=LAYOUT.table("findings.json"),
     log:
         LAYOUT.log("report/findings"),
     localrule: True
     conda:
         CONDA_ENV
+    params:
+        margin=config["findings"]["margin"],
     shell:
-        f"{HPSTUDY} findings --tables {LAYOUT.results} --out {{output}} > {{log}} 2>&1"
+        f"{HPSTUDY} findings --tables {LAYOUT.results} --runs-dir {LAYOUT.runs}"
+        " --margin {params.margin} --out {output.findings} > {log} 2>&1"
 
 
 rule figure:
@@ -104,7 +115,29 @@ rule figure:
         CONDA_ENV
     shell:
         f"{HPSTUDY} figures --kind {{wildcards.kind}} --study {{wildcards.study}}"
-        f" --tables {LAYOUT.results} --out {{output.png}} > {{log}} 2>&1"
+        f" --tables {LAYOUT.results} --runs-dir {LAYOUT.runs} --out {{output.png}}"
+        " > {log} 2>&1"
+
+
+rule overview_figure:
+    input:
+        **TABLES,
+    output:
+        png=report(
+            LAYOUT.overview_figure("{overview}", "png"),
+            caption="../report/overview.rst",
+            category="The post's runs",
+            labels={"figure": "{overview}"},
+        ),
+        svg=LAYOUT.overview_figure("{overview}", "svg"),
+    log:
+        LAYOUT.log("report/figures/{overview}"),
+    localrule: True
+    conda:
+        CONDA_ENV
+    shell:
+        f"{HPSTUDY} figures --kind {{wildcards.overview}} --tables {LAYOUT.results}"
+        " --out {output.png} > {log} 2>&1"
 
 
 rule tensorboard:
