@@ -20,6 +20,7 @@ default), so folder names stay readable and equal settings share one folder.
 from __future__ import annotations
 
 import ast
+import copy
 import functools
 import hashlib
 import json
@@ -38,8 +39,6 @@ MODEL_MODULES = {
 }
 DEFAULT_NAME = "default"
 MAX_NAME_LENGTH = 120
-# The ImageNet weights the pipeline fetches for a pretrained run without a local file.
-FETCHED_WEIGHTS = {"resnet18": "torchvision:ResNet18_Weights.IMAGENET1K_V1"}
 
 
 def canonical_value(key: str, value):
@@ -51,16 +50,24 @@ def canonical_value(key: str, value):
     return value
 
 
+@functools.cache
+def _canonical_defaults() -> tuple:
+    defaults = schema.train_defaults()
+    return tuple((key, canonical_value(key, defaults[key])) for key in schema.setting_names())
+
+
 def canonical_settings(settings: dict) -> dict:
     """Every training setting, canonical, defaults filled in, in schema order."""
-    merged = {**schema.train_defaults(), **settings}
-    return {key: canonical_value(key, merged[key]) for key in schema.setting_names()}
+    return {
+        key: copy.deepcopy(default) if key not in settings else canonical_value(key, settings[key])
+        for key, default in _canonical_defaults()
+    }
 
 
 def identity_settings(settings: dict, *, without: tuple[str, ...] = ()) -> dict:
     """The settings that make this run's numbers and differ from the schema's defaults."""
     full = canonical_settings(settings)
-    defaults = canonical_settings({})
+    defaults = dict(_canonical_defaults())
     return {
         key: full[key]
         for key in schema.identity_settings()
@@ -144,7 +151,10 @@ def weights_identity(settings: dict) -> str | None:
             return f"sha256:{file_digest(str(Path(local).expanduser().resolve()))}"
         except OSError:
             return f"missing:{local}"  # refused with a clear message where the run is built
-    return FETCHED_WEIGHTS.get(settings["model"], f"torchvision:{settings['model']}:DEFAULT")
+    from hpstudy.models.catalog import weights_info
+
+    fetched = weights_info(settings["model"]) or {}
+    return f"torchvision:{fetched.get('weights', 'none')}"
 
 
 def run_identity(settings: dict, seed: int) -> dict:
@@ -162,8 +172,15 @@ def run_identity(settings: dict, seed: int) -> dict:
     return identity
 
 
+LENGTH_SCHEDULES = ("cosine", "onecycle")  # schedules whose shape follows the run's length
+
+
 def trajectory_identity(identity: dict) -> dict:
     """The identity without the run's length: runs that differ only in ``epochs`` follow one
-    trajectory, so a longer run can continue from a shorter one's checkpoint."""
+    trajectory, so a longer run can continue from a shorter one's checkpoint. A schedule that
+    spans the run's length keeps that length (it shapes every epoch)."""
     settings = {k: v for k, v in identity["settings"].items() if k != "epochs"}
+    full = canonical_settings(identity["settings"])
+    if full["scheduler"] in LENGTH_SCHEDULES and full["schedule_epochs"] is None:
+        settings["schedule_epochs"] = full["epochs"]
     return {**identity, "settings": settings}

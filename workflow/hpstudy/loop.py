@@ -19,7 +19,7 @@ from tqdm import tqdm
 from hpstudy import devices
 from hpstudy.batches import BatchOptions, DeviceSplit, eval_batches, train_batches
 from hpstudy.models import build_model
-from hpstudy.optim import build_loss, build_optimizer
+from hpstudy.optim import build_loss, build_optimizer, set_epoch_lr
 from hpstudy.runtime import Runtime
 
 
@@ -70,6 +70,7 @@ def build_trainer(
 def train_one_epoch(trainer: Trainer, epoch: int, progress=None) -> dict:
     """One pass over the training split; exact per-sample mean loss and accuracy."""
     model, runtime, split = trainer.model, trainer.runtime, trainer.train
+    set_epoch_lr(trainer.optimizer, trainer.settings, epoch)
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
     correct = torch.zeros((), dtype=torch.int64, device=runtime.device)
