@@ -117,3 +117,73 @@ def test_fetch_weights_without_internet_names_the_local_file_option(tmp_path, mo
     assert "train.weights: /path/to/resnet18-f37072fd.pth" in str(err.value)
     assert "download.pytorch.org" in str(err.value)
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("name", "head"), [("mobilenet_v3_small", "classifier.3"), ("efficientnet_b0", "classifier.1")]
+)
+def test_pretrained_weights_load_everything_but_the_head_in_any_family(tmp_path, name, head):
+    from torchvision.models import get_model
+
+    torch.manual_seed(1)
+    imagenet = get_model(name, weights=None).state_dict()  # the 1000-class layout of the file
+    torch.save(imagenet, tmp_path / "weights.pth")
+    settings = canonical_settings({"model": name, "pretrained": True})
+    model = build_model(settings, 6, 48, weights_path=tmp_path / "weights.pth")
+    state = model.state_dict()
+    same = {
+        k
+        for k in imagenet
+        if state[k].shape == imagenet[k].shape and torch.equal(imagenet[k], state[k])
+    }
+    differ = set(imagenet) - same
+    assert differ == {f"{head}.weight", f"{head}.bias"}, "everything but the head is the file's"
+    assert state[f"{head}.weight"].shape[0] == 6 and imagenet[f"{head}.weight"].shape[0] == 1000
+    with torch.inference_mode():
+        assert model.eval()(torch.rand(2, 3, 48, 48)).shape == (2, 6)
+
+
+def test_weights_of_another_model_are_refused_naming_the_mismatch(tmp_path):
+    from torchvision.models import get_model
+
+    torch.save(get_model("resnet18", weights=None).state_dict(), tmp_path / "resnet.pth")
+    settings = canonical_settings({"model": "mobilenet_v3_small", "pretrained": True})
+    with pytest.raises(HpstudyError, match="does not match torchvision's mobilenet_v3_small"):
+        build_model(settings, 6, 48, weights_path=tmp_path / "resnet.pth")
+
+
+def test_a_torchvision_model_trains_an_epoch_on_the_digits(tmp_path):
+    from trainfactory import run_spec
+
+    from hpstudy.fetch import write_digits_zip
+    from hpstudy.preprocess import preprocess_archive
+    from hpstudy.train import train
+
+    write_digits_zip(tmp_path / "digits.zip")
+    data = tmp_path / "digits-32"
+    preprocess_archive(tmp_path / "digits.zip", data, size=32, name="digits")
+    spec = run_spec(
+        tmp_path, model="mobilenet_v3_small", batch_size=64, epochs=1, variant="digits-32"
+    )
+    summary = train(spec, data, tmp_path / "out", threads=2)
+    assert summary["epochs_completed"] == 1 and not summary["diverged"]
+    assert summary["params"]["data"]["num_classes"] == 10
+    assert summary["param_count"] > summary["conv_param_count"] > 0
+    assert 0 < summary["final_train_loss"] < 2.5  # it learns: chance is ln 10 = 2.30 at best
+
+
+def test_unknown_models_and_image_sizes_a_model_cannot_take_are_refused_before_any_job():
+    from hpstudy.config import validate_config
+    from hpstudy.plan import build_plan
+
+    def plan(model, size=48):
+        return build_plan(validate_config({
+            "dataset": {"source": "digits", "name": "digits", "image_size": size},
+            "seeds": [0], "studies": {"m": {"param": "model", "values": [model]}},
+        }))  # fmt: skip
+
+    with pytest.raises(HpstudyError, match="'resnet19' is neither .* did you mean 'resnet18'"):
+        plan("resnet19")
+    with pytest.raises(HpstudyError, match="vit_b_16 takes 224 px images only"):
+        plan("vit_b_16")
+    assert len(plan("resnet50").runs) == 1

@@ -142,7 +142,7 @@ def test_image_size_is_checked_against_every_kernel_width_before_any_job(seed_co
 
 def test_pretrained_without_weights_for_the_model_is_refused(seed_config):
     seed_config["studies"]["batch_size"]["set"] = {"pretrained": True}
-    with pytest.raises(HpstudyError, match="model 'custom' has no pretrained weights"):
+    with pytest.raises(HpstudyError, match="model 'custom' has no ImageNet weights"):
         build_plan(seed_config)
 
 

@@ -24,9 +24,10 @@ from pathlib import Path
 
 from hpstudy import identity, models, schema
 from hpstudy.atomic import json_text, write_if_changed
-from hpstudy.config import coerce_scalars, invalid, load_config, violations
+from hpstudy.config import coerce_scalars, did_you_mean, invalid, load_config, violations
 from hpstudy.formatting import format_value
 from hpstudy.layout import PLANS_ROOT, Layout, run_id, settings_file
+from hpstudy.models import catalog
 
 
 @dataclass(frozen=True)
@@ -123,23 +124,30 @@ def checked_axes(study: str, spec: dict) -> dict[str, list]:
 
 def run_problems(settings: dict, dataset: dict, where: str) -> list[str]:
     """What makes these settings untrainable on this data, found before any job runs."""
+    name = settings["model"]
+    if not catalog.is_known(name):
+        return [
+            f"{where}: model {name!r} is neither `custom` (the post's CNN) nor a torchvision "
+            f"classification model; {did_you_mean(name, ['custom', *catalog.model_names()])}"
+        ]
     problems = []
-    size, needed = dataset["image_size"], models.minimum_image_size(settings)
-    if size < needed:
-        what = (
-            f"the custom CNN with kernel widths {format_value(settings['kernel_width'])}"
-            if settings["model"] == "custom"
-            else settings["model"]
-        )
+    size = dataset["image_size"]
+    why = models.size_problem(settings, size)
+    if why:
         problems.append(
-            f"{where}: dataset.image_size {size} is too small for {what}, which needs at least "
-            f"{needed} px; raise dataset.image_size or use smaller kernel widths"
+            f"{where}: dataset.image_size {size} does not suit the model: {why}; change "
+            "dataset.image_size, or the model or its kernel widths"
         )
-    if settings["pretrained"] and not models.has_pretrained_weights(settings["model"]):
+    if settings["pretrained"] and catalog.weights_info(name) is None:
         problems.append(
-            f"{where}: pretrained: true, but model {settings['model']!r} has no pretrained "
-            f"weights (models with ImageNet weights: {', '.join(models.PRETRAINED_MODELS)}); "
+            f"{where}: pretrained: true, but model {name!r} has no ImageNet weights; "
             "set pretrained: false"
+        )
+    local = settings["weights"]
+    if settings["pretrained"] and local and not Path(local).expanduser().is_file():
+        problems.append(
+            f"{where}: train.weights names {local}, which does not exist; point it at the "
+            "model's ImageNet weights file, or leave it null to fetch them"
         )
     return problems
 
@@ -182,9 +190,13 @@ def build_plan(config: dict) -> Plan:
 def run_spec(run: Run, layout: Layout) -> dict:
     """What the train job of ``run`` reads: its settings, identity and where it keeps its
     checkpoints, lock and (for a pretrained run) weights."""
-    weights = None
+    weights, model = None, run.settings["model"]
     if run.settings["pretrained"]:
-        weights = run.settings["weights"] or layout.weights_file(run.settings["model"])
+        local = run.settings["weights"]
+        fetched = catalog.weights_info(model)
+        weights = (
+            str(Path(local).expanduser()) if local else layout.weights_file(model, fetched["file"])
+        )
     return {
         "run_id": run.run_id,
         "variant": run.variant,
@@ -203,8 +215,9 @@ def run_spec(run: Run, layout: Layout) -> dict:
 def write_run_specs(plan: Plan, layout: Layout, root: str | Path = ".") -> None:
     """Write each run's settings file (only where its content changed)."""
     root = Path(root)
-    for run in plan.runs.values():
-        write_if_changed(root / settings_file(run.run_id), json_text(run_spec(run, layout)))
+    for run in plan.runs.values():  # rewritten from the config at every parse: no fsync
+        spec = json_text(run_spec(run, layout))
+        write_if_changed(root / settings_file(run.run_id), spec, durable=False)
 
 
 def write_membership(plan: Plan, root: str | Path = ".") -> str:

@@ -1,42 +1,47 @@
-"""``hpstudy fetch-weights``: put torchvision's ImageNet ResNet18 weights into a local file.
+"""``hpstudy fetch-weights``: put a torchvision model's ImageNet weights into a local file.
 
 Compute nodes often have no internet, so pretrained weights are fetched once by a local rule (or
-copied from a file the user already has) and training only ever reads the local file.
+copied from a file the user already has) and training only ever reads the local file. The file
+is checked before it takes its name: its sha256 against the prefix torchvision puts in the file
+name, and its tensors against the model.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
 from hpstudy.atomic import atomic_path
 from hpstudy.errors import HpstudyError
-from hpstudy.models import PRETRAINED_MODELS
-from hpstudy.models.zoo import load_imagenet_state_dict
+from hpstudy.models import catalog
 
 LOCAL_FILE_HINT = (
     "download {url} on a machine with internet and either name it in the config "
-    "(`train.weights: /path/to/resnet18-f37072fd.pth`) or copy it into place with "
-    "`hpstudy fetch-weights --model resnet18 --from /path/to/resnet18-f37072fd.pth --out {out}`"
+    "(`train.weights: /path/to/{file}`) or copy it into place with "
+    "`hpstudy fetch-weights --model {model} --from /path/to/{file} --out {out}`"
 )
 
 
-def weights_url(model: str) -> str:
-    """The download address of torchvision's ImageNet weights for ``model``."""
-    if model != "resnet18":
-        raise HpstudyError(f"No pretrained weights are known for model {model!r}; use resnet18.")
-    from torchvision.models import ResNet18_Weights
-
-    return ResNet18_Weights.IMAGENET1K_V1.url
+def weights_of(model: str) -> dict:
+    """torchvision's default ImageNet weights of ``model`` (name, address, file)."""
+    info = catalog.weights_info(model) if catalog.is_known(model) else None
+    if info is None:
+        raise HpstudyError(
+            f"No ImageNet weights are known for model {model!r}: it is not a torchvision "
+            "classification model with pretrained weights. Set `pretrained: false` for it."
+        )
+    return info
 
 
 def fetch_weights(model: str, out: str | os.PathLike, source: str | None = None) -> Path:
-    """Download (or copy from ``source``) the weights to ``out``; validated before the rename."""
-    out = Path(out)
-    url = weights_url(model)
+    """Download (or copy from ``source``) the weights to ``out``; checked before the rename."""
+    from hpstudy.models.zoo import check_weights, load_state_dict_file
+
+    out, info = Path(out), weights_of(model)
     with atomic_path(out) as tmp:
         if source is not None:
             try:
@@ -46,36 +51,40 @@ def fetch_weights(model: str, out: str | os.PathLike, source: str | None = None)
                     f"Cannot copy the weights file {source} ({err}); check the --from path."
                 ) from err
         else:
-            download(url, tmp, out)
-        load_imagenet_state_dict(tmp)  # raises HpstudyError naming the local-file option
+            download(info, model, tmp, out)
+        check_weights(model, load_state_dict_file(tmp), source or info["url"])
     return out
 
 
-def download(url: str, tmp: Path, out: Path) -> None:
-    """Download ``url`` to ``tmp`` with torch.hub; a clear error when it cannot."""
+def download(info: dict, model: str, tmp: Path, out: Path) -> None:
+    """Download the weights to ``tmp`` with torch.hub, checking the sha256 prefix torchvision
+    puts in the file name; a clear error when it cannot."""
     import torch.hub
 
+    prefix = re.search(r"-([0-9a-f]{8,})\.", info["file"])
     try:
-        torch.hub.download_url_to_file(url, str(tmp), progress=sys.stderr.isatty())
-    except Exception as err:  # no internet, proxy, DNS, HTTP error, disk full, ...
+        torch.hub.download_url_to_file(
+            info["url"], str(tmp), hash_prefix=prefix[1] if prefix else None,
+            progress=sys.stderr.isatty(),
+        )  # fmt: skip
+    except Exception as err:  # no internet, proxy, DNS, HTTP error, a damaged download, ...
+        hint = LOCAL_FILE_HINT.format(url=info["url"], file=info["file"], model=model, out=out)
         raise HpstudyError(
-            f"Cannot download the ResNet18 ImageNet weights from {url} "
-            f"({type(err).__name__}: {err}); {LOCAL_FILE_HINT.format(url=url, out=out)}."
+            f"Cannot download the ImageNet weights of {model} from {info['url']} "
+            f"({type(err).__name__}: {err}); {hint}."
         ) from err
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``hpstudy fetch-weights``: fetch pretrained weights into a local file."""
+    """``hpstudy fetch-weights``: fetch a model's ImageNet weights into a local file."""
     parser = argparse.ArgumentParser(prog="hpstudy fetch-weights", description=main.__doc__)
-    parser.add_argument("--model", default="resnet18", choices=PRETRAINED_MODELS)
-    parser.add_argument(
-        "--out", required=True, help="e.g. resources/weights/resnet18-imagenet1k-v1.pth"
-    )
+    parser.add_argument("--model", default="resnet18", help="a torchvision model name")
+    parser.add_argument("--out", required=True, help="e.g. resources/weights/resnet18/<file>")
     parser.add_argument(
         "--from",
         dest="source",
         default=None,
-        help="copy and validate this local file instead of downloading",
+        help="copy and check this local file instead of downloading",
     )
     args = parser.parse_args(argv)
     path = fetch_weights(args.model, args.out, args.source)

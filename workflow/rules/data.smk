@@ -76,9 +76,9 @@ rule preprocess_pred:
 
 rule fetch_weights:
     output:
-        LAYOUT.weights_file("{model}"),
+        LAYOUT.weights_file("{model}", "{file}"),
     log:
-        f"{LAYOUT.resources}/logs/fetch-weights-{{model}}.log",
+        f"{LAYOUT.resources}/logs/fetch-weights-{{model}}-{{file}}.log",
     conda:
         CONDA_ENV
     shell:

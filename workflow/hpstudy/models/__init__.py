@@ -1,28 +1,43 @@
-"""The models a run can train, behind one door: build one, and know before any job runs which
-image sizes it accepts. Torch is imported only when a model is built."""
+"""The models a run can train, behind one door: the post's custom CNN or any torchvision
+classification model; build one, and know before any job runs whether it can train on the
+data. Torch is imported only when a model is built or first looked up (:mod:`.catalog`)."""
 
 from __future__ import annotations
 
+from hpstudy.formatting import format_value
+from hpstudy.models import catalog
 from hpstudy.models.custom_layout import minimum_image_size as custom_minimum_size
 
-PRETRAINED_MODELS = ("resnet18",)  # models with ImageNet weights to start from
+
+def size_problem(settings: dict, image_size: int) -> str | None:
+    """Why a run with these settings cannot train on ``image_size`` px images (None: it can)."""
+    name = settings["model"]
+    if name == catalog.CUSTOM:
+        needed = custom_minimum_size(settings["kernel_width"])
+        if image_size >= needed:
+            return None
+        widths = format_value(settings["kernel_width"])
+        return f"the custom CNN with kernel widths {widths} needs at least {needed} px"
+    if catalog.accepts(name, image_size):
+        return None
+    smallest = catalog.minimum_size(name)
+    if smallest:
+        return f"{name} needs at least {smallest} px"
+    if catalog.accepts(name, 224):
+        return f"{name} takes 224 px images only"
+    return f"{name} does not take {image_size} px images"
 
 
-def minimum_image_size(settings: dict) -> int:
-    """The smallest square image side a run with these settings can train on."""
-    if settings["model"] == "custom":
+def minimum_image_size(settings: dict) -> int | None:
+    """The smallest square image side a run with these settings trains on."""
+    if settings["model"] == catalog.CUSTOM:
         return custom_minimum_size(settings["kernel_width"])
-    return 8  # torchvision's ResNet18 ends in an adaptive pool: any size the schema allows
-
-
-def has_pretrained_weights(model: str) -> bool:
-    """Whether ImageNet weights exist for ``model``."""
-    return model in PRETRAINED_MODELS
+    return catalog.minimum_size(settings["model"])
 
 
 def build_model(settings: dict, num_classes: int, image_size: int, weights_path=None):
     """The run's model on the CPU (a pretrained one starts from ``weights_path``)."""
-    if settings["model"] == "custom":
+    if settings["model"] == catalog.CUSTOM:
         from hpstudy.models.custom import SeedCNN
 
         return SeedCNN(num_classes, image_size, settings["kernel_width"])

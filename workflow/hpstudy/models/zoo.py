@@ -1,5 +1,11 @@
 """torchvision's classification models, optionally starting from ImageNet weights read from a
-local file (compute nodes often have no internet; a local rule fetches the file)."""
+local file (compute nodes often have no internet; a local rule fetches the file).
+
+A pretrained model loads every tensor of the weights file except those of its classification
+head, which is sized for the dataset's classes: the head is found as the tensors whose shape
+follows the class count, so every family (``fc``, ``classifier``, ``heads``, ...) is handled
+without code of its own. Everything else must match the model exactly.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +16,17 @@ import torch
 from torch import nn
 
 from hpstudy.errors import HpstudyError
+from hpstudy.models import catalog
 
 WEIGHTS_OPTION_HINT = (
-    "set `train.weights: /path/to/resnet18-f37072fd.pth` in the config to a local copy of "
-    "torchvision's ImageNet ResNet18 weights (or run `hpstudy fetch-weights --model resnet18 "
-    "--from /path/to/resnet18-f37072fd.pth` to put one into resources/weights/)"
+    "set `train.weights: /path/to/<weights file>.pth` in the config to a local copy of "
+    "torchvision's ImageNet weights for the model (or put one in place with `hpstudy "
+    "fetch-weights --model <model> --from /path/to/<weights file>.pth --out <path>`)"
 )
 
 
-def load_imagenet_state_dict(weights_path: str | os.PathLike | None) -> dict[str, torch.Tensor]:
-    """Read a torchvision ImageNet state_dict from a local file (``weights_only``)."""
+def load_state_dict_file(weights_path: str | os.PathLike | None) -> dict[str, torch.Tensor]:
+    """Read a state_dict from a local file (``weights_only``); a clear error when it cannot."""
     if not weights_path:
         raise HpstudyError(
             "A pretrained run needs ImageNet weights but no weights file was given; "
@@ -36,28 +43,42 @@ def load_imagenet_state_dict(weights_path: str | os.PathLike | None) -> dict[str
             f"The weights file {path} cannot be read as a PyTorch state_dict "
             f"({type(err).__name__}: {first_line}); {WEIGHTS_OPTION_HINT}."
         ) from err
-    if not isinstance(state, dict) or "fc.weight" not in state:
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise HpstudyError(
-            f"The file {path} is not a torchvision ResNet18 state_dict (no 'fc.weight' key); "
-            f"{WEIGHTS_OPTION_HINT}."
+            f"The file {path} is not a state_dict of tensors; {WEIGHTS_OPTION_HINT}."
         )
     return state
+
+
+def check_weights(name: str, state: dict, path) -> set[str]:
+    """Check a weights file against the ImageNet build of ``name``; returns the keys to load
+    (every one but the head's and an auxiliary head's)."""
+    reference = catalog.meta_model(name, catalog.PROBE_CLASSES[0]).state_dict()
+    auxiliary = catalog.AUXILIARY_HEADS.get(name)
+    extra = {k for k in state if k not in reference and not (auxiliary and k.startswith(auxiliary))}
+    missing = set(reference) - set(state)
+    wrong = sorted(k for k in reference if k in state and state[k].shape != reference[k].shape)
+    if extra or missing or wrong:
+        found = (("unexpected", extra), ("missing", missing), ("other shapes", wrong))
+        problems = [f"{label}: {', '.join(sorted(keys)[:4])}" for label, keys in found if keys]
+        raise HpstudyError(
+            f"The weights file {path} does not match torchvision's {name} "
+            f"({'; '.join(problems)}); {WEIGHTS_OPTION_HINT}."
+        )
+    return set(reference) - catalog.head_keys(name)
 
 
 def build_torchvision_model(
     name: str, num_classes: int, pretrained: bool, weights_path=None
 ) -> nn.Module:
-    """torchvision's ResNet18, optionally with ImageNet weights, ``fc`` sized for the classes."""
-    from torchvision.models import resnet18
+    """torchvision's ``name`` for ``num_classes`` classes, optionally starting from ImageNet
+    weights (all but the classification head)."""
+    from torchvision.models import get_model
 
-    model = resnet18(weights=None)
+    model = get_model(name, weights=None, num_classes=num_classes, **catalog.build_kwargs(name))
     if pretrained:
-        try:
-            model.load_state_dict(load_imagenet_state_dict(weights_path))
-        except RuntimeError as err:  # shapes or keys do not match ResNet18
-            raise HpstudyError(
-                f"The weights file {weights_path} does not match torchvision's ResNet18 "
-                f"({str(err).splitlines()[0]}); {WEIGHTS_OPTION_HINT}."
-            ) from err
-    model.fc = nn.Linear(model.fc.in_features, num_classes)
+        state = load_state_dict_file(weights_path)
+        body = check_weights(name, state, weights_path)
+        missing, unexpected = model.load_state_dict({k: state[k] for k in body}, strict=False)
+        assert set(missing) == catalog.head_keys(name) and not unexpected, (missing, unexpected)
     return model
