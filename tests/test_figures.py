@@ -181,3 +181,42 @@ def test_cli_writes_png_and_svg_from_the_tables_folder(sweep, tmp_path):
     assert cli_main([*argv, "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<svg" in out.with_suffix(".svg").read_text()[:500]
+
+
+def test_a_grid_gets_a_heatmap_whose_cells_are_the_tables_means(tmp_path):
+    sweep = Sweep(tmp_path)
+    grid = [(lr, bs) for lr in (1e-4, 1e-3) for bs in (32, 128, 512)]
+    finals = {point: 0.5 + 0.1 * i for i, point in enumerate(grid)}
+    sweep.study("lr_x_bs", ("lr", "batch_size"), grid, seeds=(0, 1), epochs=3,
+                curves=lambda p, s: {"test_acc": [0.2, 0.3, finals[p] + 0.01 * s]})  # fmt: skip
+    sweep.study("three", ("lr", "batch_size", "optimizer"),
+                [(1e-3, 32, "sgd"), (1e-3, 32, "adamw"), (3e-3, 64, "sgd")], epochs=3)  # fmt: skip
+    summary, seeds = sweep.tables("summary.csv", "seed_summary.csv")
+    assert targets.figure_kinds(["lr", "batch_size"], False)[3] == "heatmap"
+    fig = figures.heatmap_figure(summary, "lr_x_bs")
+    ax = fig.axes[0]
+    cells = ax.images[0].get_array()
+    assert cells.shape == (2, 3)
+    table = seeds[seeds["study"] == "lr_x_bs"].set_index(["lr", "batch_size"])[
+        "final_test_acc_mean"
+    ]
+    for i, lr in enumerate((1e-4, 1e-3)):
+        for j, bs in enumerate((32, 128, 512)):
+            assert cells[i, j] == pytest.approx(table[(lr, bs)] * 100)
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 6 and all("(n=2)" in t for t in texts)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1e-04", "0.001"]
+    assert ax.get_xlabel() == "batch size (images)" and ax.get_ylabel() == "learning rate"
+    # three settings: one heatmap per pair, the third averaged over
+    assert targets.heatmap_kinds(["lr", "batch_size", "optimizer"]) == [
+        "heatmap-lr-batch_size",
+        "heatmap-lr-optimizer",
+        "heatmap-batch_size-optimizer",
+    ]
+    pair = figures.heatmap_figure(summary, "three", targets.heatmap_pair("heatmap-lr-batch_size"))
+    cells = np.ma.filled(pair.axes[0].images[0].get_array().astype(float), np.nan)
+    assert cells.shape == (2, 2) and np.isnan(cells[0, 1]) and np.isnan(cells[1, 0])
+    assert (
+        "(n=2)" in pair.axes[0].texts[0].get_text()
+        and "averaged over\noptimizer" in pair._suptitle.get_text()
+    )

@@ -34,8 +34,8 @@ from hpstudy.errors import HpstudyError
 from hpstudy.formatting import format_value, pct, setting_label, sort_key
 from hpstudy.layout import PREDICTIONS
 from hpstudy.stats import binomial_se, spans_decades, t_quantile
-from hpstudy.tables import read_table, study_params
-from hpstudy.targets import FIGURE_KINDS, OVERVIEW_KINDS
+from hpstudy.tables import final_accuracies, read_table, study_params
+from hpstudy.targets import FIGURE_KINDS, OVERVIEW_KINDS, heatmap_pair
 
 DPI = 200
 PANEL_SIZE_IN = (3.5, 2.8)  # one panel at single-column width
@@ -337,6 +337,54 @@ def post_figure(
     return fig
 
 
+def heatmap_table(summary: pd.DataFrame, study: str, pair: tuple[str, str]):
+    """Mean final test accuracy (diverged runs at chance) over two swept settings, averaged
+    over seeds and over every other setting the study sweeps: (means, counts, rows, columns)."""
+    rows = summary[summary["study"] == study]
+    values = rows[list(pair)].copy()
+    values["acc"] = final_accuracies(rows)
+    grouped = values.groupby(list(pair), sort=False)["acc"]
+    means, counts = grouped.mean(), grouped.size()
+    ys = sorted(rows[pair[0]].drop_duplicates(), key=sort_key)
+    xs = sorted(rows[pair[1]].drop_duplicates(), key=sort_key)
+    table = np.full((len(ys), len(xs)), np.nan)
+    seeds = np.zeros((len(ys), len(xs)), dtype=int)
+    for (y, x), mean in means.items():
+        table[ys.index(y), xs.index(x)] = mean
+        seeds[ys.index(y), xs.index(x)] = counts[(y, x)]
+    return table, seeds, ys, xs
+
+
+def heatmap_figure(
+    summary: pd.DataFrame, study: str, pair: tuple[str, str] | None = None
+) -> Figure:
+    """Mean final test accuracy over a study's two swept settings (``pair`` of a study of
+    three or more, the others averaged over), each cell annotated with its value and the
+    number of runs behind it."""
+    view = StudyView(summary, study)
+    pair = pair or tuple(view.params[:2])
+    table, counts, ys, xs = heatmap_table(summary, study, pair)
+    fig = Figure(figsize=(max(3.6, 1.0 * len(xs) + 2.2), max(3.0, 0.7 * len(ys) + 2.0)),
+                 layout="constrained")  # fmt: skip
+    ax = fig.subplots()
+    image = ax.imshow(table * 100, cmap="viridis", aspect="auto")
+    for (i, j), value in np.ndenumerate(table):
+        if np.isfinite(value):
+            color = "white" if value < np.nanmean(table) else "black"
+            ax.text(j, i, f"{value * 100:.1f}%\n(n={counts[i, j]})", ha="center", va="center",
+                    fontsize="x-small", color=color)  # fmt: skip
+    ax.set_xticks(range(len(xs)), [format_value(x) for x in xs], fontsize="small")
+    ax.set_yticks(range(len(ys)), [format_value(y) for y in ys], fontsize="small")
+    ax.set_xlabel(setting_label(pair[1]))
+    ax.set_ylabel(setting_label(pair[0]))
+    fig.colorbar(image, ax=ax, shrink=0.8, label="mean final test accuracy (%)")
+    others = [k for k in view.params if k not in pair]
+    note = f"; averaged over {', '.join(others)}" if others else ""
+    title = f"{study}: mean final test accuracy (n: runs behind a cell{note})"
+    fig.suptitle(textwrap.fill(title, 70), fontsize="small")
+    return fig
+
+
 def confusion_counts(runs_dir: Path, run_ids) -> tuple[np.ndarray, list[str]]:
     """The confusion counts (true class x predicted class) of some runs' final predictions,
     summed, and the class names."""
@@ -420,6 +468,8 @@ def build_figure(
     summary = read_table(tables / "summary.csv")
     if kind == "confusion":
         return confusion_figure(summary, study, runs_dir)
+    if kind.startswith("heatmap"):
+        return heatmap_figure(summary, study, heatmap_pair(kind))
     if kind == "curves":
         return curves_figure(read_table(tables / "metrics.csv"), summary, study)
     if kind == "post":
@@ -445,7 +495,8 @@ def save_figure(fig: Figure, png_path: str | Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``hpstudy figures``: draw one kind of figure for one study."""
     parser = argparse.ArgumentParser(prog="hpstudy figures", description=__doc__.split("\n")[0])
-    parser.add_argument("--kind", required=True, choices=[*FIGURE_KINDS, *OVERVIEW_KINDS])
+    parser.add_argument("--kind", required=True, help=f"one of {FIGURE_KINDS + OVERVIEW_KINDS}, "
+                        "or heatmap-<setting>-<setting>")  # fmt: skip
     parser.add_argument("--study", default="", help="study name, as in the config")
     parser.add_argument("--tables", required=True, help="the config's results folder")
     parser.add_argument("--runs-dir", help="the run folders (confusion matrices)")

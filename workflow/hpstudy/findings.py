@@ -30,7 +30,7 @@ from hpstudy.formatting import format_value, pct, setting_label, sort_key
 from hpstudy.layout import PREDICTIONS
 from hpstudy.run_files import DIVERGENCE_RULE
 from hpstudy.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, NO_DIFFERENCE, Interval
-from hpstudy.tables import read_tables
+from hpstudy.tables import final_accuracies, read_tables
 
 MARGIN = 0.02  # default practical margin of an accuracy claim (2 points)
 TIME_MARGIN = 0.10  # epoch time: a relative change of 10 %
@@ -64,14 +64,6 @@ class Context:
     metrics: pd.DataFrame
     runs_dir: Path | None = None
     margin: float = MARGIN
-
-
-def final_accuracies(rows: pd.DataFrame) -> np.ndarray:
-    """Final test accuracy per run, a diverged run counted at chance (1 / classes)."""
-    acc = rows["final_test_acc"].astype(float).to_numpy()
-    chance = 1 / rows["num_classes"].astype(float).to_numpy()
-    diverged = rows["diverged"].astype(bool).to_numpy() | ~np.isfinite(acc)
-    return np.where(diverged, chance, acc)
 
 
 def accuracy_margin(rows: pd.DataFrame, margin: float) -> float:
@@ -569,18 +561,15 @@ def other_studies(summary: pd.DataFrame) -> list[str]:
             f"| {' | '.join(keys)} | final test accuracy | seeds |",
             "| " + " | ".join("---" for _ in keys) + " | --- | --- |",
         ]
-        groups = rows.groupby(keys, sort=False)
-        order = sorted(
-            groups.groups,
-            key=lambda g: tuple(sort_key(v) for v in (g if isinstance(g, tuple) else (g,))),
+        groups = sorted(
+            rows.groupby(keys, sort=False), key=lambda g: tuple(sort_key(v) for v in g[0])
         )
-        for point in order:
-            accs = final_accuracies(groups.get_group(point))
-            point = point if isinstance(point, tuple) else (point,)
+        for point, group in groups:
+            accs = final_accuracies(group)
             cell = pct(float(np.mean(accs)))
             if len(accs) >= 2:
-                interval = stats.one_sample(accs, 0.0)
-                cell += f" [{pct(interval.low)}, {pct(interval.high)}]"
+                interval = stats.one_sample(accs, 0.0)  # shown within the possible 0-100%
+                cell += f" [{pct(max(interval.low, 0.0))}, {pct(min(interval.high, 1.0))}]"
             lines.append(f"| {' | '.join(format_value(v) for v in point)} | {cell} | {len(accs)} |")
         lines.append("")
     return lines
@@ -610,7 +599,8 @@ def comparison_section(comparison: pd.DataFrame) -> list[str]:
     for _, row in labelled.iterrows():
         ours = pct(row["final_test_acc_mean"])
         if row["seeds"] >= 2:
-            ours += f" [{pct(row['final_test_acc_low'])}, {pct(row['final_test_acc_high'])}]"
+            low, high = max(row["final_test_acc_low"], 0.0), min(row["final_test_acc_high"], 1.0)
+            ours += f" [{pct(low)}, {pct(high)}]"
         cells = [
             f"{row['post_run']} ({row['post_experiment']})",
             f"`{row['run_name']}`",
@@ -649,8 +639,7 @@ def render_markdown(found: list[Finding], summary: pd.DataFrame, comparison: pd.
     lines = [
         "# Findings: do the post's rules hold in this sweep?",
         "",
-        *verdict_table(found),
-        "",
+        *(verdict_table(found) + [""] if found else []),
         f"Computed by `hpstudy findings` from {n_runs} runs (up to {seeds} seeds per setting). "
         "Each verdict compares the 95% interval of its effect with a practical margin in the "
         "claimed direction: **holds** (beyond it), **contradicted** (beyond it the other way), "
@@ -679,7 +668,7 @@ def render_markdown(found: list[Finding], summary: pd.DataFrame, comparison: pd.
             lines += [f"  - {e}" for e in f.evidence]
     covered = {RULES[p][0] for p in RULES if (summary["study_params"] == p).any()}
     missing = [rule for rule, _ in RULES.values() if rule not in covered]
-    if missing:
+    if missing and found:
         lines += [
             "",
             f"Not judged here, as no study sweeps that setting alone: {', '.join(missing)}.",

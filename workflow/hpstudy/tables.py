@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from hpstudy import schema
@@ -52,6 +53,15 @@ def settings_of(row) -> dict:
         if isinstance(settings[key], float) and settings[key] != settings[key]:
             settings[key] = None  # an empty cell (NaN) stands for null
     return settings
+
+
+def final_accuracies(rows: pd.DataFrame) -> np.ndarray:
+    """Final test accuracy per summary row, a diverged run counted at chance (1 / classes):
+    how every verdict and figure reads a run's result."""
+    acc = rows["final_test_acc"].astype(float).to_numpy()
+    chance = 1 / rows["num_classes"].astype(float).to_numpy()
+    diverged = rows["diverged"].astype(bool).to_numpy() | ~np.isfinite(acc)
+    return np.where(diverged, chance, acc)
 
 
 def study_params(row) -> list[str]:

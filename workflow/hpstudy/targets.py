@@ -11,14 +11,31 @@ from hpstudy.layout import Layout
 # swept settings whose studies also get an epoch-time and a cost figure
 TIME_PARAMS = frozenset({"batch_size", "kernel_width"})
 COST_PARAMS = frozenset({"kernel_width"})
-FIGURE_KINDS = ("curves", "accuracy", "confusion", "epoch_time", "cost", "post")
+FIGURE_KINDS = ("curves", "accuracy", "confusion", "epoch_time", "cost", "post", "heatmap")
 OVERVIEW_KINDS = ("reproduction",)  # figures of the whole sweep, not of one study
+# a study of two settings gets `heatmap`; of three or more, one `heatmap-<a>-<b>` per pair
+KIND_PATTERN = "|".join(FIGURE_KINDS[:-1]) + "|heatmap(-[a-z0-9_]+-[a-z0-9_]+)?"
+
+
+def heatmap_kinds(params: list[str]) -> list[str]:
+    """The heatmaps of a study: none for one setting, one for two, one per pair for more."""
+    if len(params) < 2:
+        return []
+    if len(params) == 2:
+        return ["heatmap"]
+    return [f"heatmap-{a}-{b}" for i, a in enumerate(params) for b in params[i + 1 :]]
+
+
+def heatmap_pair(kind: str) -> tuple[str, str] | None:
+    """The two settings of a ``heatmap-<a>-<b>`` kind (None for a two-setting study's)."""
+    parts = kind.split("-")
+    return (parts[1], parts[2]) if len(parts) == 3 else None
 
 
 def figure_kinds(params: list[str], compared: bool) -> list[str]:
     """The figure kinds of a study sweeping ``params``; ``compared`` adds the figure beside
     the post's own runs (only where some of its runs match one)."""
-    kinds = ["curves", "accuracy", "confusion"]
+    kinds = ["curves", "accuracy", "confusion", *heatmap_kinds(params)]
     if TIME_PARAMS & set(params):
         kinds.append("epoch_time")
     if COST_PARAMS & set(params):
