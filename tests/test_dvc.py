@@ -84,7 +84,10 @@ def file_hashes(root: Path, *folders: str) -> dict[str, str]:
 
 def trained_runs(output: str) -> list[str]:
     """Run ids of the train jobs Snakemake ran, from its printed job headers."""
-    return re.findall(r"^\s*wildcards: run_id=(\S+)", output, flags=re.M)
+    found = re.findall(
+        r"^\s*wildcards: variant=([^,\s]+), name=([^,\s]+), seed=(\d+)", output, flags=re.M
+    )
+    return [f"{variant}/{name}/seed-{seed}" for variant, name, seed in found]
 
 
 def summary_mtimes(repo: Path) -> dict[str, int]:

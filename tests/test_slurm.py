@@ -148,9 +148,15 @@ def sweep_plan(config_path: Path):
     return build_plan(config), Layout.from_config(config)
 
 
+def wildcard_text(run_id: str) -> str:
+    """A train job's wildcards (variant, name, seed) as the SLURM executor joins them."""
+    variant, name, seed = run_id.split("/")
+    return f"{variant}_{name}_{seed.removeprefix('seed-')}"
+
+
 def job_comment(run_id: str) -> str:
     """The comment the SLURM executor gives a train job (`squeue -o %k`)."""
-    return f"rule_train_wildcards_{run_id.replace('/', '_')}"
+    return f"rule_train_wildcards_{wildcard_text(run_id)}"
 
 
 def find_running_job(comment: str, env: dict) -> str | None:
@@ -254,7 +260,7 @@ def submissions(output: str) -> list[tuple[str, Path]]:
 
 def train_submissions(runs: SweepRuns, run_id: str) -> list[str]:
     """SLURM job ids of one run's train jobs, in submission order."""
-    folder = run_id.replace("/", "_")
+    folder = wildcard_text(run_id)
     return [
         job_id
         for job_id, log in submissions(runs.slurm_output)

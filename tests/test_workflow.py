@@ -24,7 +24,10 @@ def planned_train_jobs(proc) -> int:
 
 def planned_runs(proc) -> set[str]:
     """The run ids of the train jobs a (dry) run lists."""
-    return set(re.findall(r"wildcards: run_id=(\S+)", proc.stdout + proc.stderr))
+    found = re.findall(
+        r"wildcards: variant=([^,\s]+), name=([^,\s]+), seed=(\d+)", proc.stdout + proc.stderr
+    )
+    return {f"{variant}/{name}/seed-{seed}" for variant, name, seed in found}
 
 
 def nothing_to_do(proc) -> bool:
@@ -93,7 +96,7 @@ def bad_demo(tmp_path, mutate) -> str:
         (lambda c: c["train"].update(lr=float("nan")), "train.lr: nan is not a finite number"),
         (lambda c: c["dataset"].update(image_size=40), "custom CNN with kernel widths 7-7-7"),
         (lambda c: c["studies"]["batch_size"].update(set={"pretrained": True}),
-         "no pretrained weights"),
+         "no ImageNet weights"),
     ],
 )  # fmt: skip
 def test_bad_config_stops_before_any_job(workdir, tmp_path, mutate, expected):
@@ -161,7 +164,7 @@ def test_demo_effects_are_visible(demo_run):
         return summaries[f"digits-48/{name}/seed-0"]["final_test_acc"]
 
     assert final_acc("model-resnet18_lr-1e-07_bs-32_ep-1") < 0.3, "lr 1e-7 barely learns"
-    assert final_acc("model-resnet18_bs-32_ep-1") > 0.5
+    assert final_acc("model-resnet18_bs-32_ep-1") > 0.3, "lr 1e-4 learns in one epoch"
     assert final_acc("lr-0.001_wd-1_bs-450_ep-2") < 0.3, "wd 1.0 collapses"
     assert final_acc("lr-0.001_bs-10_ep-2") > 0.5, "many small steps learn in two epochs"
 
@@ -285,3 +288,40 @@ def test_damaged_arrays_stop_training_and_a_rebuild_keeps_the_finished_runs(demo
     )
     plan = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config))
     assert planned_runs(plan) == {"digits-48/lr-0.001_bs-450_ep-2/seed-0"}, "others are kept"
+
+
+@pytest.mark.slow
+def test_configs_side_by_side_in_one_checkout_share_equal_runs_and_nothing_else(demo_copy):
+    workdir, demo = demo_copy
+    demo_results = workdir / "results" / "demo"
+    before = {
+        p: p.read_bytes() for p in demo_results.rglob("*") if p.is_file() and "logs" not in p.parts
+    }
+    runs_before = {
+        p: p.stat().st_mtime_ns for p in (workdir / "results/runs").rglob("summary.json")
+    }
+    template = yaml.safe_load((REPO / "config" / "template.yaml").read_text())
+    template["seeds"] = [0]
+    template["train"]["epochs"] = 1
+    template["studies"]["lr_x_bs"]["params"] = {"lr": [1.0e-3], "batch_size": [32, 256]}
+    template["studies"]["architecture"]["values"] = ["custom"]
+    # one run equal to a demo run: the same settings, so the same folder, trained once
+    template["studies"]["shared"] = {"param": "lr", "values": [1.0e-3],
+                                     "set": {"scheduler": "none", "epochs": 2}}  # fmt: skip
+    config = workdir / "config" / "test-template.yaml"
+    config.write_text(yaml.safe_dump(template, sort_keys=False))
+    run = snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    trained = planned_runs(run)
+    assert "digits-48/lr-0.001_ep-2/seed-0" not in trained and len(trained) == 3
+    summary = pd.read_csv(workdir / "results/template/summary.csv")
+    assert "digits-48/lr-0.001_ep-2/seed-0" in set(summary["run_id"])  # the demo's run, reused
+    after = {
+        p: p.read_bytes() for p in demo_results.rglob("*") if p.is_file() and "logs" not in p.parts
+    }
+    assert after == before, "the demo's tables, figures and findings are untouched"
+    assert all(p.stat().st_mtime_ns == t for p, t in runs_before.items()), "no demo run retrained"
+    assert nothing_to_do(snakemake(workdir, "-n", "--cores", "2", "--configfile", str(demo)))
+    seed = snakemake(workdir, "-n", "--cores", "1")  # the seed reproduction: runs of its own
+    assert planned_runs(seed) and all(
+        r.startswith("intel-image-classification-150/") for r in planned_runs(seed)
+    )

@@ -97,17 +97,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (fsynced before the rename)."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically; ``durable``: fsynced before the rename, so a
+    crash of the machine cannot leave an empty file under the final name either (files
+    rebuilt whenever needed skip that cost)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"), durable)
 
 
 def json_text(obj: object) -> str:
@@ -120,7 +123,7 @@ def atomic_write_json(path: str | os.PathLike, obj: object) -> None:
     atomic_write_text(path, json_text(obj))
 
 
-def write_if_changed(path: str | os.PathLike, text: str) -> bool:
+def write_if_changed(path: str | os.PathLike, text: str, durable: bool = True) -> bool:
     """Write ``text`` to ``path`` atomically unless the file already holds exactly it (its
     modification time then stays, so nothing downstream looks outdated); True if written."""
     path = Path(path)
@@ -129,7 +132,7 @@ def write_if_changed(path: str | os.PathLike, text: str) -> bool:
             return False
     except (FileNotFoundError, UnicodeDecodeError):
         pass
-    atomic_write_text(path, text)
+    atomic_write_text(path, text, durable)
     return True
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RUN_ID_PATTERN = r"[^/]+/[^/]+/seed-[0-9]+"  # Snakemake's wildcard constraint for run ids
+# A run id as Snakemake's wildcards: three of them, so a rule's inputs are plain patterns
+RUN_WILDCARDS = "{variant}/{name}/seed-{seed}"
 # what a finished train job leaves in its run folder (summary.json is written last)
 PREDICTIONS = "predictions.npz"  # the final epoch's test predictions: label, pred, prob
 RUN_OUTPUTS = ("params.json", "metrics.csv", "summary.json", "model.pt", PREDICTIONS)
@@ -82,9 +83,10 @@ class Layout:
         """The data variant's array files."""
         return [f"{self.processed(variant)}/{name}" for name in files]
 
-    def weights_file(self, model: str) -> str:
-        """Where the local rule puts the fetched ImageNet weights of ``model``."""
-        return f"{self.resources}/weights/{model}-imagenet1k-v1.pth"
+    def weights_file(self, model: str, file: str) -> str:
+        """Where the local rule puts ``model``'s ImageNet weights (``file``: torchvision's own
+        name for them, which carries the start of their sha256)."""
+        return f"{self.resources}/weights/{model}/{file}"
 
     # --- runs -------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> str:

@@ -25,6 +25,7 @@ from hpstudy import layout as paths
 from hpstudy.config import validate_config
 from hpstudy.errors import HpstudyError
 from hpstudy.failures import reprint_failures
+from hpstudy.models.catalog import weights_info
 from hpstudy.plan import build_plan, write_membership, write_run_specs
 from hpstudy.targets import figure_targets
 
@@ -53,9 +54,15 @@ if not workflow.remote_exec:
 MEMBERSHIP = write_membership(PLAN)
 
 
+RUN = paths.RUN_WILDCARDS
+RUN_SHELL = RUN.replace("{", "{wildcards.")  # the same, as a shell command writes it
+ANY_PRETRAINED = any(run.settings["pretrained"] for run in RUNS.values())
+
+
 wildcard_constraints:
-    run_id=paths.RUN_ID_PATTERN,
     variant="[^/]+",
+    name="[^/]+",
+    seed="[0-9]+",
 
 
 def run_targets():
@@ -76,9 +83,16 @@ def archive_input(wildcards):
     return DATASET["archive"] if DATASET["source"] == "archive" else []
 
 
+def run_of(wildcards):
+    """The run id a train job's wildcards name."""
+    return paths.run_id(wildcards.variant, wildcards.name, wildcards.seed)
+
+
 def pretrained_weights(wildcards):
     """The fetched ImageNet weights a pretrained run loads (none when a local file is set)."""
-    settings = RUNS[wildcards.run_id].settings
+    settings = RUNS[run_of(wildcards)].settings
     if not settings["pretrained"] or settings["weights"]:
         return []
-    return LAYOUT.weights_file(settings["model"])
+    return LAYOUT.weights_file(
+        settings["model"], weights_info(settings["model"])["file"]
+    )

@@ -2,7 +2,7 @@
 # rule, every study's figures and (optionally) TensorBoard event files. All logic is in the
 # package; a rule only wires paths. The tables depend on every run of this config, so a
 # changed run rebuilds them and nothing upstream.
-from hpstudy.targets import FIGURE_KINDS, OVERVIEW_KINDS
+from hpstudy.targets import KIND_PATTERN, OVERVIEW_KINDS
 
 TABLES = {
     name: LAYOUT.table(name)
@@ -12,7 +12,7 @@ TABLES = {
 
 wildcard_constraints:
     study="|".join(PLAN.studies),
-    kind="|".join(FIGURE_KINDS),
+    kind=KIND_PATTERN,
     overview="|".join(OVERVIEW_KINDS),
 
 
@@ -142,11 +142,11 @@ rule overview_figure:
 
 rule tensorboard:
     input:
-        LAYOUT.run_file("{run_id}", "summary.json"),
+        LAYOUT.run_file(RUN, "summary.json"),
     output:
-        directory(f"{LAYOUT.results}/tensorboard/{{run_id}}"),
+        directory(f"{LAYOUT.results}/tensorboard/{RUN}"),
     log:
-        LAYOUT.log("tensorboard/{run_id}"),
+        LAYOUT.log(f"tensorboard/{RUN}"),
     localrule: True
     conda:
         CONDA_ENV

@@ -6,16 +6,16 @@
 
 rule train:
     input:
-        manifest=lambda wildcards: LAYOUT.manifest(wildcards.run_id.split("/")[0]),
-        weights=pretrained_weights,
+        manifest=LAYOUT.manifest("{variant}"),
+        weights=pretrained_weights if ANY_PRETRAINED else [],
     output:
-        summary=LAYOUT.run_file("{run_id}", "summary.json"),
-        metrics=LAYOUT.run_file("{run_id}", "metrics.csv"),
-        params=LAYOUT.run_file("{run_id}", "params.json"),
-        model=LAYOUT.run_file("{run_id}", "model.pt"),
-        predictions=LAYOUT.run_file("{run_id}", paths.PREDICTIONS),
+        summary=LAYOUT.run_file(RUN, "summary.json"),
+        metrics=LAYOUT.run_file(RUN, "metrics.csv"),
+        params=LAYOUT.run_file(RUN, "params.json"),
+        model=LAYOUT.run_file(RUN, "model.pt"),
+        predictions=LAYOUT.run_file(RUN, paths.PREDICTIONS),
     log:
-        LAYOUT.run_file("{run_id}", paths.TRAIN_LOG),
+        LAYOUT.run_file(RUN, paths.TRAIN_LOG),
     conda:
         CONDA_ENV
     threads: config["threads"]["train"]
@@ -23,8 +23,8 @@ rule train:
         gpu=1,
         mem_mb=16000,
     params:
-        identity=lambda wildcards: RUNS[wildcards.run_id].identity_json,
+        identity=lambda wildcards: RUNS[run_of(wildcards)].identity_json,
     shell:
-        f"python -m hpstudy train --settings {paths.SETTINGS_ROOT}/{{wildcards.run_id}}.json"
+        f"python -m hpstudy train --settings {paths.settings_file(RUN_SHELL)}"
         " --data-dir $(dirname {input.manifest}) --out-dir $(dirname {output.summary})"
         " --threads {threads} --gpus {resources.gpu} > {log} 2>&1"

@@ -1,0 +1,85 @@
+"""How long Snakemake takes to plan a large grid: ``snakemake -n`` on sweeps of N runs.
+
+Writes configs whose grid (learning rate x batch size x weight decay on the digits data, one
+seed) has N distinct runs, then times a dry run of each in a copy of this checkout (the first
+call also writes the runs' settings files; later calls find them written). Nothing is
+asserted: the figures are for the notes. Usage::
+
+    python benchmarks/plan_speed.py [--runs 1000 5000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def grid_config(runs: int) -> dict:
+    """A digits config whose one study is a grid of ``runs`` distinct settings."""
+    batch_sizes = list(range(8, 8 + 20))
+    decays = [round(0.001 * (i + 1), 6) for i in range(10)]
+    rates = [round(1e-4 * (i + 1), 8) for i in range(runs // (len(batch_sizes) * len(decays)))]
+    return {
+        "dataset": {"source": "digits", "name": "digits", "image_size": 48},
+        "paths": {"results": f"results/grid-{runs}"},
+        "seeds": [0],
+        "studies": {
+            "grid": {"params": {"lr": rates, "batch_size": batch_sizes, "weight_decay": decays}}
+        },
+    }
+
+
+def copy_checkout(dest: Path) -> Path:
+    """The tracked and untracked-but-not-ignored files of this checkout."""
+    command = ["git", "ls-files", "-co", "--exclude-standard", "-z"]
+    listed = subprocess.run(command, cwd=REPO, capture_output=True, check=True)
+    listed = listed.stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file() and not src.is_symlink():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def dry_run(workdir: Path, configfile: Path) -> tuple[float, str]:
+    start = time.perf_counter()
+    command = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile"]
+    done = subprocess.run([*command, str(configfile)], cwd=workdir, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"snakemake -n failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - start, done.stdout + done.stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = copy_checkout(Path(tmp))
+        for runs in args.runs:
+            configfile = workdir / "config" / f"grid-{runs}.yaml"
+            configfile.write_text(yaml.safe_dump(grid_config(runs)))
+            first, output = dry_run(workdir, configfile)
+            planned = next(
+                line.split()[1] for line in output.splitlines() if line.startswith("train ")
+            )
+            times = [dry_run(workdir, configfile)[0] for _ in range(args.repeat)]
+            print(f"{runs} runs ({planned} train jobs planned): first dry run {first:.1f} s, "
+                  f"then median {statistics.median(times):.1f} s (min {min(times):.1f}, "
+                  f"max {max(times):.1f}) over {args.repeat}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
