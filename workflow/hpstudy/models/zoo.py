@@ -16,7 +16,13 @@ import torch
 from torch import nn
 
 from hpstudy.errors import HpstudyError
-from hpstudy.models import catalog
+from hpstudy.models.catalog import (
+    AUXILIARY_HEADS,
+    PROBE_CLASSES,
+    build_kwargs,
+    head_keys,
+    meta_model,
+)
 
 WEIGHTS_OPTION_HINT = (
     "set `train.weights: /path/to/<weights file>.pth` in the config to a local copy of "
@@ -53,8 +59,8 @@ def load_state_dict_file(weights_path: str | os.PathLike | None) -> dict[str, to
 def check_weights(name: str, state: dict, path) -> set[str]:
     """Check a weights file against the ImageNet build of ``name``; returns the keys to load
     (every one but the head's and an auxiliary head's)."""
-    reference = catalog.meta_model(name, catalog.PROBE_CLASSES[0]).state_dict()
-    auxiliary = catalog.AUXILIARY_HEADS.get(name)
+    reference = meta_model(name, PROBE_CLASSES[0]).state_dict()
+    auxiliary = AUXILIARY_HEADS.get(name)
     extra = {k for k in state if k not in reference and not (auxiliary and k.startswith(auxiliary))}
     missing = set(reference) - set(state)
     wrong = sorted(k for k in reference if k in state and state[k].shape != reference[k].shape)
@@ -65,7 +71,7 @@ def check_weights(name: str, state: dict, path) -> set[str]:
             f"The weights file {path} does not match torchvision's {name} "
             f"({'; '.join(problems)}); {WEIGHTS_OPTION_HINT}."
         )
-    return set(reference) - catalog.head_keys(name)
+    return set(reference) - head_keys(name)
 
 
 def build_torchvision_model(
@@ -75,10 +81,10 @@ def build_torchvision_model(
     weights (all but the classification head)."""
     from torchvision.models import get_model
 
-    model = get_model(name, weights=None, num_classes=num_classes, **catalog.build_kwargs(name))
+    model = get_model(name, weights=None, num_classes=num_classes, **build_kwargs(name))
     if pretrained:
         state = load_state_dict_file(weights_path)
         body = check_weights(name, state, weights_path)
         missing, unexpected = model.load_state_dict({k: state[k] for k in body}, strict=False)
-        assert set(missing) == catalog.head_keys(name) and not unexpected, (missing, unexpected)
+        assert set(missing) == head_keys(name) and not unexpected, (missing, unexpected)
     return model
