@@ -43,6 +43,7 @@ def write_run(
     train_loss: Sequence[float] | None = None,
     test_loss: Sequence[float] | None = None,
     test_acc: Sequence[float] | None = None,
+    val_acc: Sequence[float] | None = None,
     epoch_time_s: float | Sequence[float] = 2.0,
     peak_memory_mb: float | Sequence[float] = 100.0,
     param_count: int = 1000,
@@ -56,7 +57,8 @@ def write_run(
     ``settings`` are training settings (the rest take the schema's defaults); curves default
     to a healthy run of ``settings['epochs']`` epochs; a diverged run ends in a non-finite
     train loss. The final predictions get right the test images ``correct`` says (default:
-    the first ``final accuracy x test_count`` images)."""
+    the first ``final accuracy x test_count`` images). ``val_acc`` gives the run a validation
+    curve (its loss mirrors the test loss); without it the validation columns are empty."""
     data = {**POST_DATA, **(data or {})}
     full = identity.canonical_settings(settings)
     ident = identity.run_identity(full, seed)
@@ -70,26 +72,41 @@ def write_run(
     if diverged:
         train_loss[-1] = math.nan
     times, memory = _per_epoch(epoch_time_s, n), _per_epoch(peak_memory_mb, n)
+    val = list(val_acc) if val_acc is not None else [math.nan] * n
+    val_loss = [t if math.isfinite(v) else math.nan for t, v in zip(test_loss, val, strict=True)]
     rows = [
-        [e + 1, train_loss[e], min(1.0, test_acc[e] + 0.05), test_loss[e], test_acc[e],
-         full["lr"], times[e], 0.8 * times[e], 0.2 * times[e], 1000 / times[e], memory[e]]
+        [e + 1, train_loss[e], min(1.0, test_acc[e] + 0.05), val_loss[e], val[e], test_loss[e],
+         test_acc[e], full["lr"], times[e], 0.8 * times[e], 0.2 * times[e], 1000 / times[e], memory[e]]
         for e in range(n)
     ]  # fmt: skip
     params = {
         "run_id": run_id, "variant": variant, "name": name, "seed": seed, "identity": ident,
         "trajectory": identity.run_name(identity.trajectory_identity(ident)), "settings": full,
-        "data": {**data, "classes": [f"c{i}" for i in range(data["num_classes"])]},
+        "data": {**data, "classes": [f"c{i}" for i in range(data["num_classes"])],
+                 "val_count": data.get("val_count", 0)},
     }  # fmt: skip
     finite = [(a, e + 1) for e, a in enumerate(test_acc) if math.isfinite(a)]
     best_acc, best_epoch = max(finite, key=lambda v: (v[0], -v[1]))
     min_loss, min_epoch = min((v, e + 1) for e, v in enumerate(test_loss))
     conv = param_count // 2 if conv_param_count is None else conv_param_count
+    has_val = val_acc is not None
+    best_val, best_val_epoch = (
+        max(((a, e + 1) for e, a in enumerate(val)), key=lambda v: (v[0], -v[1]))
+        if has_val
+        else (None, None)
+    )
     summary = {
         "run_id": run_id, "final_test_acc": test_acc[-1], "best_test_acc": best_acc,
         "best_epoch": best_epoch,
         "final_train_loss": None if diverged else train_loss[-1],
         "final_test_loss": test_loss[-1], "min_test_loss": min_loss,
-        "min_test_loss_epoch": min_epoch, "epochs_completed": n, "diverged": diverged,
+        "min_test_loss_epoch": min_epoch,
+        "final_val_acc": val[-1] if has_val else None,
+        "final_val_loss": val_loss[-1] if has_val else None, "best_val_acc": best_val,
+        "best_val_epoch": best_val_epoch,
+        "min_val_loss": min(val_loss) if has_val else None,
+        "min_val_loss_epoch": val_loss.index(min(val_loss)) + 1 if has_val else None,
+        "kept_epoch": n, "stopped_early": False, "epochs_completed": n, "diverged": diverged,
         "diverged_epoch": n if diverged else None,
         "diverged_reason": "non-finite train loss" if diverged else None,
         "total_time_s": float(sum(times)),

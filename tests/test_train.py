@@ -23,6 +23,7 @@ from hpstudy import cli as hpstudy_cli
 from hpstudy.atomic import temp_name
 from hpstudy.batches import BatchOptions, DeviceSplit, train_batches
 from hpstudy.dataset import load_split
+from hpstudy.errors import HpstudyError
 from hpstudy.loop import evaluate
 from hpstudy.models import build_model
 from hpstudy.optim import build_loss
@@ -32,7 +33,9 @@ from hpstudy.train import train, trajectory_key
 
 SUMMARY_KEYS = {
     "run_id", "final_test_acc", "best_test_acc", "best_epoch", "final_train_loss",
-    "final_test_loss", "min_test_loss", "min_test_loss_epoch", "epochs_completed", "diverged",
+    "final_test_loss", "min_test_loss", "min_test_loss_epoch", "final_val_acc", "final_val_loss",
+    "best_val_acc", "best_val_epoch", "min_val_loss", "min_val_loss_epoch", "kept_epoch",
+    "stopped_early", "epochs_completed", "diverged",
     "diverged_epoch", "diverged_reason", "total_time_s", "mean_epoch_time_s", "param_count",
     "conv_param_count", "fc_param_count", "device", "device_name", "torch_version", "git_revision",
     "peak_memory_mb", "params",
@@ -66,6 +69,7 @@ def test_a_run_writes_params_metrics_summary_and_weights(tmp_path, tiny):
         "num_classes": 6,
         "classes": classes,
         "train_count": 96,
+        "val_count": 0,
         "test_count": 36,
     }
     assert (out / "metrics.csv").read_text().splitlines()[0] == ",".join(METRIC_COLUMNS)
@@ -395,3 +399,69 @@ def test_the_final_predictions_are_saved_and_a_run_resumed_at_its_end_saves_the_
     assert again["final_test_acc"] == summary["final_test_acc"]
     with np.load(out / "predictions.npz") as saved:
         assert all(np.array_equal(saved[name], first[name]) for name in first)
+
+
+def test_early_stopping_counts_patience_on_the_validation_loss():
+    from hpstudy.loop import EarlyStopping
+
+    model = torch.nn.Linear(1, 1)
+    stopper = EarlyStopping(patience=2, min_delta=0.01)
+    losses = [1.0, 0.9, 0.895, 0.92, 0.80]
+    stops = [stopper.update(epoch, loss, model) for epoch, loss in enumerate(losses[:4], 1)]
+    assert stops == [False, False, False, True]  # 0.895 is not 0.01 better than 0.9
+    assert stopper.best_epoch == 2 and stopper.bad_epochs == 2 and stopper.best_loss == 0.9
+    assert EarlyStopping(1).update(1, float("nan"), model) is True  # a NaN never improves
+
+
+@pytest.fixture(scope="module")
+def with_val(tmp_path_factory):
+    return write_dataset(
+        tmp_path_factory.mktemp("val"), size=16, train=96, test=36, val=30, name="withval"
+    )
+
+
+def test_a_validation_split_is_evaluated_every_epoch_and_train_val_joins_it(tmp_path, with_val):
+    _, summary, out = run(tmp_path / "a", with_val, epochs=2)
+    rows = read_metrics(out / "metrics.csv")
+    assert all(0 <= float(r["val_acc"]) <= 1 for r in rows)
+    assert (
+        summary["final_val_acc"] == float(rows[-1]["val_acc"])
+        and summary["params"]["data"]["val_count"] == 30
+    )
+    _, joined, out = run(tmp_path / "b", with_val, epochs=2, train_on="train+val")
+    assert (
+        joined["params"]["data"]["train_count"] == 126
+        and joined["params"]["data"]["val_count"] == 0
+    )
+    assert all(r["val_acc"] == "nan" for r in read_metrics(out / "metrics.csv"))
+
+
+def test_early_stopping_keeps_the_best_epoch_and_resumes_exactly(tmp_path, with_val):
+    es = {"patience": 1, "min_delta": 0.0}
+    spec, stopped, out = run(tmp_path / "es", with_val, epochs=12, lr=3e-2, early_stopping=es)
+    assert stopped["stopped_early"] and stopped["epochs_completed"] < 12
+    kept = stopped["kept_epoch"]
+    rows = read_metrics(out / "metrics.csv")
+    assert kept == min(range(1, len(rows) + 1), key=lambda e: float(rows[e - 1]["val_loss"]))
+    assert stopped["final_test_acc"] == float(rows[kept - 1]["test_acc"])
+    # the kept weights are exactly a plain run's after that many epochs
+    _, _, plain = run(tmp_path / "plain", with_val, epochs=kept, lr=3e-2)
+    kept_w = torch.load(out / "model.pt", weights_only=True)
+    plain_w = torch.load(plain / "model.pt", weights_only=True)
+    assert all(torch.equal(kept_w[k], plain_w[k]) for k in kept_w)
+    # a run stopped short of its epochs then extended: the checkpoint carries the patience count
+    short = run_spec(
+        tmp_path / "resume", epochs=2, lr=3e-2, early_stopping=es, keep_checkpoint=True
+    )
+    train(short, with_val, tmp_path / "resume" / "short", threads=1)
+    longer = run_spec(tmp_path / "resume", epochs=12, lr=3e-2, early_stopping=es)
+    assert longer["checkpoint_dir"] == short["checkpoint_dir"]
+    resumed = train(longer, with_val, tmp_path / "resume" / "long", threads=1)
+    assert untimed(read_metrics(tmp_path / "resume" / "long" / "metrics.csv")) == untimed(rows)
+    assert resumed["kept_epoch"] == kept
+
+
+def test_early_stopping_without_a_validation_split_is_refused(tmp_path, tiny):
+    spec = run_spec(tmp_path, early_stopping={"patience": 2})
+    with pytest.raises(HpstudyError, match="no validation split.*dataset.val_fraction"):
+        train(spec, tiny, tmp_path / "out")

@@ -37,6 +37,7 @@ def write_dataset(
     size: int = 16,
     train: int = 96,
     test: int = 36,
+    val: int = 0,
     seed: int = 0,
     name: str = "tiny",
 ) -> Path:
@@ -45,7 +46,9 @@ def write_dataset(
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     splits, digests = {}, {}
-    for split, count in (("train", train), ("test", test)):
+    for split, count in (("train", train), ("test", test), ("val", val)):
+        if count == 0:
+            continue
         x, y = make_images(count, size, rng)
         for kind, array in (("x", x), ("y", y)):
             np.save(out / f"{split}_{kind}.npy", array)

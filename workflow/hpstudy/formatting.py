@@ -36,6 +36,8 @@ def format_value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, list | tuple):
         return "-".join(format_value(v) for v in value)
+    if isinstance(value, dict):
+        return "-".join(f"{key}{format_value(v)}" for key, v in value.items())
     if isinstance(value, int | np.integer):
         return str(int(value))
     if isinstance(value, float | np.floating):

@@ -45,6 +45,8 @@ def canonical_value(key: str, value):
     """One spelling per value: a kernel width of ``3`` is ``[3, 3, 3]``, numbers are floats."""
     if key == "kernel_width":
         return [int(value)] * 3 if isinstance(value, int) else [int(v) for v in value]
+    if key == "early_stopping" and isinstance(value, dict):
+        return {"patience": int(value["patience"]), "min_delta": float(value.get("min_delta", 0))}
     if schema.is_float_setting(key) and isinstance(value, int | float):
         return float(value)
     return value

@@ -36,6 +36,52 @@ class Trainer:
     test: DeviceSplit
     train_options: BatchOptions
     eval_options: BatchOptions
+    val: DeviceSplit | None = None
+    stopper: EarlyStopping | None = None
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when the validation loss has not fallen by ``min_delta`` for ``patience`` epochs,
+    keeping the best epoch's weights. Its state is saved with each checkpoint, so a killed run
+    resumes exactly."""
+
+    patience: int
+    min_delta: float = 0.0
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped: bool = False
+    best_model: dict | None = None
+
+    def update(self, epoch: int, val_loss: float, model: nn.Module) -> bool:
+        """Account for one epoch's validation loss; True when training should stop."""
+        if val_loss < self.best_loss - self.min_delta:  # False for a NaN loss
+            self.best_loss, self.best_epoch, self.bad_epochs = val_loss, epoch, 0
+            self.best_model = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+        self.stopped = self.bad_epochs >= self.patience
+        return self.stopped
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps of it."""
+        return {
+            k: getattr(self, k)
+            for k in ("best_loss", "best_epoch", "bad_epochs", "stopped", "best_model")
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Put back what :meth:`state_dict` saved."""
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+def joined(first: DeviceSplit, second: DeviceSplit) -> DeviceSplit:
+    """Two splits as one (the train split, then the validation split)."""
+    return DeviceSplit(
+        torch.cat([first.images, second.images]), torch.cat([first.labels, second.labels])
+    )
 
 
 def build_trainer(
@@ -46,8 +92,19 @@ def build_trainer(
     num_classes: int,
     image_size: int,
     weights_path=None,
+    val: DeviceSplit | None = None,
 ) -> Trainer:
-    """Seed torch from the run's seed, then build its model, loss and optimizer."""
+    """Seed torch from the run's seed, then build its model, loss and optimizer. With
+    ``train_on: train+val`` the validation split joins the training split (and nothing is left
+    to validate on); with ``early_stopping`` the validation loss decides when to stop."""
+    if settings["train_on"] == "train+val" and val is not None:
+        train, val = joined(train, val), None
+    stopper = None
+    if settings["early_stopping"]:
+        stopper = EarlyStopping(
+            int(settings["early_stopping"]["patience"]),
+            float(settings["early_stopping"].get("min_delta", 0.0)),
+        )
     torch.manual_seed(int(settings["seed"]))
     model = build_model(settings, num_classes, image_size, weights_path)
     model = model.to(runtime.device, memory_format=runtime.memory_format)
@@ -64,6 +121,8 @@ def build_trainer(
             settings["batch_size"], normalization, bool(settings["flip"]), channels_last
         ),
         eval_options=BatchOptions(settings["eval_batch_size"], normalization, False, channels_last),
+        val=val,
+        stopper=stopper,
     )
 
 
@@ -142,12 +201,18 @@ def run_epoch(trainer: Trainer, epoch: int) -> tuple[dict, dict]:
     devices.synchronize(runtime.device)
     train_time = time.perf_counter() - start
     progress.close()
+    val_stats = {"loss": math.nan, "acc": math.nan}
+    if trainer.val is not None:
+        val_stats = evaluate(
+            trainer.model, trainer.loss_fn, trainer.val, trainer.eval_options, runtime
+        )
     test_stats = evaluate(
         trainer.model, trainer.loss_fn, trainer.test, trainer.eval_options, runtime
     )
     eval_time = time.perf_counter() - start - train_time
     row = {
         "epoch": epoch, "train_loss": train_stats["loss"], "train_acc": train_stats["acc"],
+        "val_loss": val_stats["loss"], "val_acc": val_stats["acc"],
         "test_loss": test_stats["loss"], "test_acc": test_stats["acc"],
         "lr": trainer.optimizer.param_groups[0]["lr"], "epoch_time_s": train_time + eval_time,
         "train_time_s": train_time, "eval_time_s": eval_time,

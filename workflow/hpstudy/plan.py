@@ -83,8 +83,24 @@ class Plan:
 
 
 def data_variant(dataset: dict) -> str:
-    """The name of the processed data a run trains on: the dataset and its image size."""
-    return f"{dataset['name']}-{dataset['image_size']}"
+    """The name of the processed data a run trains on: the dataset, its image size and every
+    preprocessing setting that is not at its default (``digits-48``, ``mine-64-val0.2``)."""
+    parts = [dataset["name"], str(dataset["image_size"])]
+    if dataset.get("val_fraction"):
+        parts.append(f"val{format_value(float(dataset['val_fraction']))}")
+    if dataset.get("test_fraction", 0.2) != 0.2:
+        parts.append(f"test{format_value(float(dataset['test_fraction']))}")
+    if dataset.get("split_seed", 0):
+        parts.append(f"split{dataset['split_seed']}")
+    if dataset.get("drop_leaks"):
+        parts.append("noleaks")
+    return "-".join(parts)
+
+
+def has_no_validation(dataset: dict) -> bool:
+    """Whether the data is known to come without a validation split (the Kaggle zip and the
+    digits bring none; another archive or folder may bring a val/ folder of its own)."""
+    return not dataset.get("val_fraction") and dataset["source"] in ("kaggle", "digits")
 
 
 def study_axes(spec: dict) -> dict[str, list]:
@@ -142,6 +158,13 @@ def run_problems(settings: dict, dataset: dict, where: str) -> list[str]:
         problems.append(
             f"{where}: pretrained: true, but model {name!r} has no ImageNet weights; "
             "set pretrained: false"
+        )
+    needs = "early_stopping" if settings["early_stopping"] else None
+    needs = needs or ("train_on: train+val" if settings["train_on"] == "train+val" else None)
+    if needs and has_no_validation(dataset):
+        problems.append(
+            f"{where}: {needs} needs a validation split, and dataset.val_fraction is 0 for "
+            f"data that brings none; set dataset.val_fraction (e.g. 0.2) or drop {needs}"
         )
     local = settings["weights"]
     if settings["pretrained"] and local and not Path(local).expanduser().is_file():

@@ -8,9 +8,10 @@ import math
 
 # one row per epoch, in this order
 METRIC_COLUMNS = (
-    "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time_s",
-    "train_time_s", "eval_time_s", "train_images_per_s", "peak_memory_mb",
+    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
+    "epoch_time_s", "train_time_s", "eval_time_s", "train_images_per_s", "peak_memory_mb",
 )  # fmt: skip
+# per epoch: the validation split's loss and accuracy are empty (nan) when there is none
 # the columns that differ between two otherwise identical runs (wall-clock and memory)
 TIMING_COLUMNS = (
     "epoch_time_s", "train_time_s", "eval_time_s", "train_images_per_s", "peak_memory_mb",

@@ -70,21 +70,33 @@ def _best(rows: list[dict], column: str, pick) -> tuple[float | None, int | None
 
 
 def summarize(rows: list[dict], params: dict, trainer: Trainer) -> dict:
-    """summary.json: every per-run number (non-finite ones become null) and the run's facts."""
-    last = rows[-1]
+    """summary.json: every per-run number (non-finite ones become null) and the run's facts.
+
+    ``final_*`` describe the weights the run keeps: its last epoch's, or with early stopping
+    its best epoch's. ``best_test_acc`` picks an epoch on the test set: it is kept for the
+    comparison with the post, which reported it, and never used to choose anything."""
+    stopper = trainer.stopper
+    kept = rows[stopper.best_epoch - 1] if stopper and stopper.best_epoch else rows[-1]
     best_acc, best_epoch = _best(rows, "test_acc", max)
     min_loss, min_loss_epoch = _best(rows, "test_loss", min)
+    best_val_acc, best_val_epoch = _best(rows, "val_acc", max)
+    min_val_loss, min_val_loss_epoch = _best(rows, "val_loss", min)
     reason = divergence(rows, params["data"]["num_classes"])
     diverged = reason is not None
     total = sum(r["epoch_time_s"] for r in rows)
     device = trainer.runtime.device
     return {
-        "run_id": params["run_id"], "final_test_acc": _finite_or_none(last["test_acc"]),
+        "run_id": params["run_id"], "final_test_acc": _finite_or_none(kept["test_acc"]),
         "best_test_acc": best_acc, "best_epoch": best_epoch,
-        "final_train_loss": _finite_or_none(last["train_loss"]),
-        "final_test_loss": _finite_or_none(last["test_loss"]), "min_test_loss": min_loss,
-        "min_test_loss_epoch": min_loss_epoch, "epochs_completed": len(rows),
-        "diverged": diverged, "diverged_epoch": last["epoch"] if diverged else None,
+        "final_train_loss": _finite_or_none(kept["train_loss"]),
+        "final_test_loss": _finite_or_none(kept["test_loss"]), "min_test_loss": min_loss,
+        "min_test_loss_epoch": min_loss_epoch,
+        "final_val_acc": _finite_or_none(kept["val_acc"]),
+        "final_val_loss": _finite_or_none(kept["val_loss"]), "best_val_acc": best_val_acc,
+        "best_val_epoch": best_val_epoch, "min_val_loss": min_val_loss,
+        "min_val_loss_epoch": min_val_loss_epoch, "kept_epoch": kept["epoch"],
+        "stopped_early": bool(stopper and stopper.stopped), "epochs_completed": len(rows),
+        "diverged": diverged, "diverged_epoch": rows[-1]["epoch"] if diverged else None,
         "diverged_reason": reason,
         "total_time_s": total, "mean_epoch_time_s": total / len(rows),
         **parameter_counts(trainer.model),
@@ -112,6 +124,8 @@ def resume(spec: dict, trainer: Trainer, log: logging.Logger) -> list[dict]:
     trainer.optimizer.load_state_dict(saved["optimizer"])
     if saved["scaler"]:
         trainer.runtime.scaler.load_state_dict(saved["scaler"])
+    if trainer.stopper is not None and saved.get("early_stopping"):
+        trainer.stopper.load_state_dict(saved["early_stopping"])
     checkpoint.restore_rng_state(saved["rng"])
     log.info(
         "resuming %s after epoch %d from %s", spec["run_id"], saved["epoch"], spec["checkpoint_dir"]
@@ -127,12 +141,15 @@ def trajectory_key(spec: dict) -> str:
 def run_epochs(
     rows: list[dict], trainer: Trainer, spec: dict, metrics_path: Path, log: logging.Logger
 ) -> tuple[list[dict], dict | None]:
-    """Epochs after the resumed ones; stops at the first non-finite training loss. Returns the
-    rows and the last epoch's test evaluation (None when no epoch was left to run)."""
-    settings = trainer.settings
+    """Epochs after the resumed ones; stops at the first non-finite training loss, or when
+    early stopping says so. Returns the rows and the last epoch's test evaluation (None when
+    no epoch was left to run)."""
+    settings, stopper = trainer.settings, trainer.stopper
     atomic_write_text(metrics_path, metrics_text(rows))
     tested = None
     for epoch in range(len(rows) + 1, settings["epochs"] + 1):
+        if stopper is not None and stopper.stopped:
+            break
         row, tested = run_epoch(trainer, epoch)
         rows.append(row)
         atomic_write_text(metrics_path, metrics_text(rows))
@@ -144,6 +161,10 @@ def run_epochs(
             log.warning("%s diverged at epoch %d (training loss %s); stopping the run",
                         spec["run_id"], epoch, row["train_loss"])  # fmt: skip
             break
+        if stopper is not None and stopper.update(epoch, row["val_loss"], trainer.model):
+            log.info("%s stops early after epoch %d (no validation-loss gain for %d epochs); "
+                     "keeping epoch %d", spec["run_id"], epoch, stopper.patience,
+                     stopper.best_epoch)  # fmt: skip
         runtime = trainer.runtime
         checkpoint.save_checkpoint(
             spec["checkpoint_dir"],
@@ -155,6 +176,7 @@ def run_epochs(
                 "scaler": runtime.scaler.state_dict() if runtime.scaler.is_enabled() else {},
                 "rng": checkpoint.rng_state(),
                 "metrics_rows": [dict(r) for r in rows],
+                "early_stopping": stopper.state_dict() if stopper is not None else {},
             },
         )
     return rows, tested
@@ -201,24 +223,34 @@ def train(
         runtime = Runtime.for_settings(settings, threads)
         if gpus > 0 and runtime.device.type == "cpu":
             log.warning("the job holds %d GPU(s) but PyTorch sees none; training on the CPU", gpus)
+        check_validation(settings, manifest, data_dir)
         splits = [
             load_split(data_dir, name, runtime.device, manifest) for name in ("train", "test")
         ]
+        val = (
+            load_split(data_dir, "val", runtime.device, manifest)
+            if "val" in manifest["splits"]
+            else None
+        )
         num_classes, image_size = len(manifest["classes"]), int(manifest["image_size"])
         trainer = build_trainer(
-            settings, runtime, *splits, num_classes, image_size, spec["weights_path"]
+            settings, runtime, *splits, num_classes, image_size, spec["weights_path"], val
         )
         params = {
             **{k: spec[k] for k in ("run_id", "variant", "name", "seed", "identity", "trajectory")},
             "settings": spec["settings"],
             "data": {"name": manifest["name"], "image_size": image_size, "num_classes": num_classes,
-                     "classes": manifest["classes"], "train_count": len(splits[0]),
+                     "classes": manifest["classes"], "train_count": len(trainer.train),
+                     "val_count": len(trainer.val) if trainer.val is not None else 0,
                      "test_count": len(splits[1])},
         }  # fmt: skip
         atomic_write_json(out_dir / "params.json", params)
         rows = resume(spec, trainer, log)
         rows, tested = run_epochs(rows, trainer, spec, out_dir / "metrics.csv", log)
-        if tested is None:  # resumed after its last epoch: evaluate the final weights again
+        if trainer.stopper is not None and trainer.stopper.best_model is not None:
+            trainer.model.load_state_dict(trainer.stopper.best_model)  # the best epoch's
+            tested = None
+        if tested is None:  # resumed after its last epoch, or kept an earlier one: evaluate
             tested = evaluate(
                 trainer.model, trainer.loss_fn, trainer.test, trainer.eval_options, runtime
             )
@@ -233,6 +265,20 @@ def train(
     log.info("run %s done: final test acc %s, diverged %s",
              spec["run_id"], summary["final_test_acc"], summary["diverged"])  # fmt: skip
     return summary
+
+
+def check_validation(settings: dict, manifest: dict, data_dir) -> None:
+    """Refuse settings that need a validation split the data lacks."""
+    if "val" in manifest["splits"]:
+        return
+    needs = "early_stopping" if settings["early_stopping"] else None
+    needs = needs or ("train_on: train+val" if settings["train_on"] == "train+val" else None)
+    if needs:
+        raise HpstudyError(
+            f"The run sets {needs}, but the data at {data_dir} has no validation split. Set "
+            "`dataset.val_fraction` (e.g. 0.2) to hold out part of the training images, bring "
+            "a val/ folder with your data, or drop the setting."
+        )
 
 
 def read_spec(path: str | os.PathLike) -> dict:
