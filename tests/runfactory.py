@@ -76,7 +76,8 @@ def write_run(
     val_loss = [t if math.isfinite(v) else math.nan for t, v in zip(test_loss, val, strict=True)]
     rows = [
         [e + 1, train_loss[e], min(1.0, test_acc[e] + 0.05), val_loss[e], val[e], test_loss[e],
-         test_acc[e], full["lr"], times[e], 0.8 * times[e], 0.2 * times[e], 1000 / times[e], memory[e]]
+         test_acc[e], full["lr"], times[e], 0.8 * times[e], 0.2 * times[e], 1000 / times[e],
+         memory[e]]
         for e in range(n)
     ]  # fmt: skip
     params = {
