@@ -11,7 +11,7 @@ import sys
 
 from hpstudy.errors import HpstudyError, disk_full, is_disk_full
 
-# command name -> module providing main(argv)
+# command name -> module providing main(argv), or "module:function" for another entry
 COMMANDS: dict[str, str] = {
     "sweep": "hpstudy.plan",
     "train": "hpstudy.train",
@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "findings": "hpstudy.findings",
     "tensorboard": "hpstudy.tensorboard_log",
     "restore": "hpstudy.restore",
+    "select": "hpstudy.selection",
+    "final": "hpstudy.selection:final_main",
 }
 
 
@@ -42,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         sys.stderr.write(f"hpstudy: error: unknown command {name!r}.\n{_usage()}")
         return 2
-    module = importlib.import_module(COMMANDS[name])
-    return run_guarded(module.main, rest)
+    module_name, _, function = COMMANDS[name].partition(":")
+    module = importlib.import_module(module_name)
+    return run_guarded(getattr(module, function or "main"), rest)
 
 
 def run_guarded(entry, argv: list[str]) -> int:

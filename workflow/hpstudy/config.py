@@ -144,6 +144,12 @@ def study_problems(studies: dict) -> list[str]:
     return lines
 
 
+def has_no_validation(dataset: dict) -> bool:
+    """Whether the data is known to come without a validation split (the Kaggle zip and the
+    digits bring none; another archive or folder may bring a val/ folder of its own)."""
+    return not dataset.get("val_fraction") and dataset["source"] in ("kaggle", "digits")
+
+
 def fill_defaults(config: dict) -> dict:
     """A copy of ``config`` with each documented default filled in (top-level sections only).
 
@@ -151,6 +157,8 @@ def fill_defaults(config: dict) -> dict:
     """
     full = schema.load_schema()
     filled = copy.deepcopy(config)
+    if "final" in filled:  # the final runs retrain the selected winners
+        filled.setdefault("selection", {})
     for key, prop in full["properties"].items():
         if key not in filled and "default" in prop:
             filled[key] = copy.deepcopy(prop["default"])
@@ -188,6 +196,16 @@ def validate_config(config: dict, source: str = "the config") -> dict:
             f"The configuration in {source} sets dataset.source: archive but no dataset.archive. "
             "Set dataset.archive to the path of the Kaggle zip you downloaded "
             "(intel-image-classification.zip), or use dataset.source: kaggle."
+        )
+    selection = filled.get("selection")
+    if selection is not None and not selection["on_test"] and has_no_validation(dataset):
+        raise HpstudyError(
+            f"The configuration in {source} asks for `selection` (each study's winner chosen on "
+            f"a validation split), but dataset.source {dataset['source']} brings no validation "
+            "split and dataset.val_fraction is 0. Set `dataset.val_fraction` (e.g. 0.2) to hold "
+            "out part of the training images or, knowing that a winner chosen on the test set "
+            "makes its test number optimistic, set `selection.on_test: true` (every output "
+            "then says so)."
         )
     return filled
 

@@ -23,14 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from hpstudy import reference, stats
 from hpstudy.atomic import atomic_write_json, atomic_write_text
-from hpstudy.formatting import format_value, pct, setting_label, sort_key
+from hpstudy.formatting import format_value, pct, pct_interval, setting_label, sort_key
 from hpstudy.layout import PREDICTIONS
 from hpstudy.run_files import DIVERGENCE_RULE
 from hpstudy.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, NO_DIFFERENCE, Interval
-from hpstudy.tables import final_accuracies, read_tables
+from hpstudy.tables import final_accuracies, read_table, read_tables
 
 MARGIN = 0.02  # default practical margin of an accuracy claim (2 points)
 TIME_MARGIN = 0.10  # epoch time: a relative change of 10 %
@@ -629,9 +630,70 @@ def comparison_section(comparison: pd.DataFrame) -> list[str]:
     return [*lines, ""]
 
 
-def render_markdown(found: list[Finding], summary: pd.DataFrame, comparison: pd.DataFrame) -> str:
-    """``findings.md``: the verdict table first, then the evidence per rule, other studies and
-    the comparison with the post."""
+def selection_section(best: dict, final: pd.DataFrame | None) -> list[str]:
+    """The winners (best.yaml) and, when retrained, their test accuracy (final.csv)."""
+    lines = [
+        "## Selected and final",
+        "",
+        f"Each study's winner, {best['note']}: the best mean {best['metric']} "
+        f"({best['epoch']} epoch) over seeds, with its 95% interval; separable means the "
+        "interval of its lead over the runner-up excludes zero.",
+        "",
+        "| study | winner | " + best["metric"] + " | runner-up | lead | separable |",
+        "|---|---|---|---|---|---|",
+    ]
+    is_acc = best["metric"].endswith("_acc")
+    for study, chosen in best["studies"].items():
+        win, runner = chosen["winner"], chosen["runner_up"]
+        score = (
+            pct_interval(win["mean"], win["low"], win["high"], win["seeds"])
+            if is_acc
+            else f"{win['mean']:.4f} [{win['low']:.4f}, {win['high']:.4f}] ({win['seeds']} seeds)"
+        )
+        diff = chosen.get("difference")
+        lead = "" if diff is None else points_text(Interval(**diff, seeds=0, method=""))
+        if diff is not None and not is_acc:
+            lead = f"{diff['effect']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}]"
+        cells = [
+            f"`{study}`",
+            _values_text(win["values"]),
+            score,
+            _values_text(runner["values"]) if runner else "none",
+            lead,
+            {True: "yes", False: "no", None: "n/a (fewer than 2 seeds)"}[chosen["separable"]],
+        ]
+        lines.append(f"| {' | '.join(cells)} |")
+    if final is not None and not final.empty:
+        lines += [
+            "",
+            "The winners retrained (on the split named below, for the selected number of "
+            "epochs) and evaluated on the test split once: the number to report.",
+            "",
+            "| study | winner | trained on | epochs | test accuracy |",
+            "|---|---|---|---|---|",
+        ]
+        for row in final.itertuples():
+            accuracy = pct_interval(
+                row.test_acc_mean, row.test_acc_low, row.test_acc_high, row.seeds
+            )
+            lines.append(
+                f"| `{row.study}` | {row.winner} | {row.train_on} | {row.epochs} | {accuracy} |"
+            )
+    return [*lines, ""]
+
+
+def _values_text(values: dict) -> str:
+    return ", ".join(f"{setting_label(k)} {format_value(v)}" for k, v in values.items())
+
+
+def render_markdown(
+    found: list[Finding],
+    summary: pd.DataFrame,
+    comparison: pd.DataFrame,
+    sections: list[str] = (),
+) -> str:
+    """``findings.md``: the verdict table first, then the evidence per rule, other studies,
+    the extra ``sections`` (selection, audit) and the comparison with the post."""
     n_runs, seeds = (
         summary["run_id"].nunique(),
         int(summary.groupby(["study", "name"])["run_id"].nunique().max()),
@@ -676,6 +738,8 @@ def render_markdown(found: list[Finding], summary: pd.DataFrame, comparison: pd.
     others = other_studies(summary)
     if others:
         lines += ["", "## Other studies", "", *others]
+    if sections:
+        lines += ["", *sections]
     lines += ["", *comparison_section(comparison)]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -689,16 +753,26 @@ def counts(found: list[Finding]) -> dict:
 
 
 def write_findings(
-    tables: str | Path, out: str | Path, runs_dir=None, margin: float = MARGIN
+    tables: str | Path,
+    out: str | Path,
+    runs_dir=None,
+    margin: float = MARGIN,
+    best: str | Path | None = None,
+    final: str | Path | None = None,
 ) -> list[Finding]:
     """Compute the verdicts from the tables in ``tables``; write ``findings.md`` and the
-    verdict counts (``findings.json``) beside it."""
+    verdict counts (``findings.json``) beside it. ``best`` (best.yaml) and ``final``
+    (final.csv) add the selection section."""
     summary, metrics, comparison = read_tables(
         tables, "summary.csv", "metrics.csv", "comparison.csv"
     )
     ctx = Context(summary, metrics, Path(runs_dir) if runs_dir else None, margin)
     found = compute_findings(ctx)
-    atomic_write_text(out, render_markdown(found, summary, comparison))
+    sections = []
+    if best:
+        final_rows = read_table(final) if final else None
+        sections += selection_section(yaml.safe_load(Path(best).read_text()), final_rows)
+    atomic_write_text(out, render_markdown(found, summary, comparison, sections))
     atomic_write_json(Path(out).with_name("findings.json"), {"verdicts": counts(found)})
     return found
 
@@ -709,8 +783,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", required=True, help="the config's results folder")
     parser.add_argument("--runs-dir", help="the run folders (for single-seed paired tests)")
     parser.add_argument("--margin", type=float, default=MARGIN, help="practical margin (fraction)")
+    parser.add_argument("--best", help="best.yaml, for the selection section")
+    parser.add_argument("--final", help="final.csv, for the final runs' test accuracy")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    for f in write_findings(args.tables, args.out, args.runs_dir, args.margin):
+    found = write_findings(args.tables, args.out, args.runs_dir, args.margin, args.best, args.final)
+    for f in found:
         print(f"{f.verdict:>24}: {f.rule}: {f.claim}")
     return 0

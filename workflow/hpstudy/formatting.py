@@ -69,6 +69,14 @@ def pct(fraction: float) -> str:
     return f"{fraction * 100:.1f}%"
 
 
+def pct_interval(mean: float, low: float, high: float, seeds: int) -> str:
+    """A mean accuracy with its 95 % interval and the seeds behind it:
+    ``81.2% [79.0%, 83.4%] (3 seeds)``; one seed has no interval."""
+    if seeds < 2 or low != low:
+        return f"{pct(mean)} (1 seed, no interval)"
+    return f"{pct(mean)} [{pct(max(low, 0.0))}, {pct(min(high, 1.0))}] ({seeds} seeds)"
+
+
 def points(fraction: float) -> str:
     """A difference of accuracy fractions in percentage points: ``+1.3 points``."""
     return f"{fraction * 100:+.1f} points"

@@ -10,6 +10,7 @@
     <checkpoints>/<variant>/<trajectory>/seed-<n>/       resume checkpoints of unfinished runs
     <checkpoints>/.locks/...                             one lock file per trajectory
     <results>/                                           one config's tables, figures, findings
+    <results>/added/<source>.json                        runs a checkpoint added (final runs)
 
 Runs are pooled per data variant (the dataset and every preprocessing setting), so configs
 that share a run share its folder, while each config's tables and figures stay in its own
@@ -113,6 +114,14 @@ class Layout:
     def figure(self, study: str, kind: str, ext: str = "png") -> str:
         """One figure of a study."""
         return f"{self.results}/figures/{study}/{kind}.{ext}"
+
+    def added_dir(self) -> str:
+        """Where checkpoints of this config write the runs they add (:mod:`hpstudy.added`)."""
+        return f"{self.results}/added"
+
+    def added_file(self, source: str) -> str:
+        """One added-runs file, e.g. ``added_file("final")``."""
+        return f"{self.added_dir()}/{source}.json"
 
     def overview_figure(self, kind: str, ext: str = "png") -> str:
         """A figure of the whole sweep (e.g. the reproduction overview)."""

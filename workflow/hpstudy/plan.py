@@ -19,12 +19,20 @@ import hashlib
 import itertools
 import math
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpstudy import identity, models, schema
 from hpstudy.atomic import json_text, write_if_changed
-from hpstudy.config import coerce_scalars, did_you_mean, invalid, load_config, violations
+from hpstudy.config import (
+    coerce_scalars,
+    did_you_mean,
+    has_no_validation,
+    invalid,
+    load_config,
+    violations,
+)
 from hpstudy.formatting import format_value
 from hpstudy.layout import PLANS_ROOT, Layout, run_id, settings_file
 from hpstudy.models import catalog
@@ -95,12 +103,6 @@ def data_variant(dataset: dict) -> str:
     if dataset.get("drop_leaks"):
         parts.append("noleaks")
     return "-".join(parts)
-
-
-def has_no_validation(dataset: dict) -> bool:
-    """Whether the data is known to come without a validation split (the Kaggle zip and the
-    digits bring none; another archive or folder may bring a val/ folder of its own)."""
-    return not dataset.get("val_fraction") and dataset["source"] in ("kaggle", "digits")
 
 
 def study_axes(spec: dict) -> dict[str, list]:
@@ -235,10 +237,10 @@ def run_spec(run: Run, layout: Layout) -> dict:
     }
 
 
-def write_run_specs(plan: Plan, layout: Layout, root: str | Path = ".") -> None:
+def write_run_specs(runs: Iterable[Run], layout: Layout, root: str | Path = ".") -> None:
     """Write each run's settings file (only where its content changed)."""
     root = Path(root)
-    for run in plan.runs.values():  # rewritten from the config at every parse: no fsync
+    for run in runs:  # rewritten from the config at every parse: no fsync
         spec = json_text(run_spec(run, layout))
         write_if_changed(root / settings_file(run.run_id), spec, durable=False)
 

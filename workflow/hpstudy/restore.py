@@ -6,7 +6,8 @@ for files it did not write. Left alone, Snakemake would retrain runs whose input
 newer, and could not notice a changed setting. ``hpstudy restore`` fixes both:
 
 1. it checks every pulled output against the current config — the raw data's source and
-   split, each run's ``params.json`` against its settings in the sweep — and removes the
+   split, each run's ``params.json`` against its settings in the sweep or in the added-runs
+   files of steps that added runs (:mod:`hpstudy.added`) — and removes the
    outputs that belong to other settings (still in DVC's cache), so Snakemake recomputes them;
 2. it runs ``snakemake --touch`` on what matches, in the DAG's order, which also records
    Snakemake's provenance for it, so later config changes retrain exactly the runs they touch.
@@ -24,6 +25,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hpstudy import added
 from hpstudy.config import load_config
 from hpstudy.errors import HpstudyError
 from hpstudy.identity import canonical_json
@@ -108,7 +110,10 @@ def plan_restore(config: dict, workdir: Path) -> RestorePlan:
     dataset, layout = config["dataset"], Layout.from_config(config)
     plan = RestorePlan()
     plan.stale_data = check_raw_data(workdir / layout.raw_meta(dataset["name"]), dataset)
-    check_runs(build_plan(config).runs, layout, workdir, plan)
+    sweep = build_plan(config)
+    # and the runs that steps added (final runs, search trials), as their files say
+    runs = {**added.known(layout, sweep.variant, dataset, workdir), **sweep.runs}
+    check_runs(runs, layout, workdir, plan)
     return plan
 
 

@@ -1,5 +1,6 @@
 # Config -> validated config -> the plan (every distinct run and the studies that use it),
 # built once; the targets and input helpers the rules share.
+import json
 import os
 import shlex
 import sys
@@ -21,6 +22,7 @@ shell.prefix(
     "${{PYTHONPATH:+:$PYTHONPATH}}; "
 )
 
+from hpstudy import added
 from hpstudy import layout as paths
 from hpstudy.config import validate_config
 from hpstudy.errors import HpstudyError
@@ -50,7 +52,7 @@ HPSTUDY = "python -m hpstudy"
 # The train jobs read their settings from files written here; a job on a cluster node parses
 # the workflow again and finds the files its submitting process wrote.
 if not workflow.remote_exec:
-    write_run_specs(PLAN, LAYOUT)
+    write_run_specs(RUNS.values(), LAYOUT)
 MEMBERSHIP = write_membership(PLAN)
 
 
@@ -65,6 +67,15 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
+# Selection and the final runs (select.smk), when the config asks for them
+SELECTION = config.get("selection")
+FINAL = config.get("final")
+BEST = LAYOUT.table("best.yaml")
+FINAL_RUNS = LAYOUT.added_file("final")
+FINAL_TABLE = LAYOUT.table("final.csv")
+SELECTED = [BEST] * bool(SELECTION) + [FINAL_TABLE] * bool(FINAL)
+
+
 def run_targets():
     """Every run's summary (the file a finished run writes last)."""
     return [LAYOUT.run_file(rid, "summary.json") for rid in RUNS]
@@ -72,7 +83,7 @@ def run_targets():
 
 def results_targets():
     """This config's tables, findings and figures (and TensorBoard folders when enabled)."""
-    tables = [LAYOUT.table(name) for name in paths.RESULT_FILES]
+    tables = [LAYOUT.table(name) for name in paths.RESULT_FILES] + SELECTED
     figures = figure_targets(LAYOUT, PLAN, DATASET)
     boards = [f"{LAYOUT.results}/tensorboard/{rid}" for rid in RUNS]
     return tables + figures + (boards if config["tensorboard"] else [])
@@ -88,9 +99,46 @@ def run_of(wildcards):
     return paths.run_id(wildcards.variant, wildcards.name, wildcards.seed)
 
 
+# Runs that checkpoints added after planning (final runs; hpstudy.added), by run id
+ADDED = {}
+
+
+def register_added(path):
+    """The runs of an added-runs file a checkpoint wrote: known from now on, with their
+    settings files written; returned in the file's order."""
+    runs = [run for _, run in added.read(path, VARIANT, DATASET)]
+    ADDED.update((run.run_id, run) for run in runs)
+    if not workflow.remote_exec:
+        write_run_specs(runs, LAYOUT)
+    return runs
+
+
+def known_run(wildcards):
+    """The run a train job's wildcards name: one of the sweep's, or one a checkpoint added
+    (in a job's own process, e.g. on a cluster node, read from the added-runs files)."""
+    rid = run_of(wildcards)
+    if rid not in RUNS and rid not in ADDED:
+        ADDED.update(added.known(LAYOUT, VARIANT, DATASET))
+    if rid in RUNS:
+        return RUNS[rid]
+    if rid in ADDED:
+        return ADDED[rid]
+    raise HpstudyError(
+        f"{LAYOUT.run_dir(rid)} is no run of this config: neither in its sweep nor added by "
+        "a step (a final run or a search trial). Ask for the config's targets instead, e.g. "
+        "`snakemake --cores 1`, or check the run name with `hpstudy sweep`."
+    )
+
+
+def final_summaries(wildcards):
+    """The final runs' summaries, once selection (a checkpoint) has said which runs they are."""
+    runs = register_added(checkpoints.select.get().output.runs)
+    return [LAYOUT.run_file(run.run_id, "summary.json") for run in runs]
+
+
 def pretrained_weights(wildcards):
     """The fetched ImageNet weights a pretrained run loads (none when a local file is set)."""
-    settings = RUNS[run_of(wildcards)].settings
+    settings = known_run(wildcards).settings
     if not settings["pretrained"] or settings["weights"]:
         return []
     return LAYOUT.weights_file(

@@ -76,6 +76,7 @@ rule compare:
 rule findings:
     input:
         **TABLES,
+        selected=SELECTED,
     output:
         findings=report(
             LAYOUT.table("findings.md"),
@@ -91,9 +92,11 @@ rule findings:
         CONDA_ENV
     params:
         margin=config["findings"]["margin"],
+        selected=(f" --best {BEST}" if SELECTION else "")
+        + (f" --final {FINAL_TABLE}" if FINAL else ""),
     shell:
         f"{HPSTUDY} findings --tables {LAYOUT.results} --runs-dir {LAYOUT.runs}"
-        " --margin {params.margin} --out {output.findings} > {log} 2>&1"
+        " --margin {params.margin}{params.selected} --out {output.findings} > {log} 2>&1"
 
 
 rule figure:

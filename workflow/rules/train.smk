@@ -1,4 +1,4 @@
-# Training: one job per distinct run. Its params are the run's identity (hpstudy.identity):
+# Training: one job per distinct run (of the sweep, or added by a checkpoint: common.smk). Its params are the run's identity (hpstudy.identity):
 # the settings that change its numbers, its seed, the digest of the code that computes them
 # and its pretrained weights. Snakemake retrains a run exactly when that identity changes; the
 # full settings travel in a file the job reads, so the shell line never changes.
@@ -23,7 +23,7 @@ rule train:
         gpu=1,
         mem_mb=16000,
     params:
-        identity=lambda wildcards: RUNS[run_of(wildcards)].identity_json,
+        identity=lambda wildcards: known_run(wildcards).identity_json,
     shell:
         f"python -m hpstudy train --settings {paths.settings_file(RUN_SHELL)}"
         " --data-dir $(dirname {input.manifest}) --out-dir $(dirname {output.summary})"

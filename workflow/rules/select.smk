@@ -1,0 +1,78 @@
+# Selection and the final runs (config `selection:` and `final:`; hpstudy.selection). The
+# winner of each study is picked on validation numbers (best.yaml). With `final:`, selecting is
+# a checkpoint: it writes the settings of runs that did not exist when the DAG was built (an
+# added-runs file, hpstudy.added); reading that file registers them, and the train rule trains
+# them as ordinary, cached, resumable runs, before final.csv tabulates their test accuracy.
+
+
+if FINAL:
+
+    checkpoint select:
+        input:
+            summary=TABLES["summary.csv"],
+            metrics=TABLES["metrics.csv"],
+        output:
+            best=report(
+                BEST,
+                caption="../report/best.rst",
+                category="Selection",
+                labels={"file": "best.yaml"},
+            ),
+            runs=FINAL_RUNS,
+        log:
+            LAYOUT.log("report/select"),
+        localrule: True
+        conda:
+            CONDA_ENV
+        params:
+            selection=json.dumps(SELECTION),
+            final=json.dumps(FINAL),
+        shell:
+            f"{HPSTUDY} select --tables {LAYOUT.results} --runs-dir {LAYOUT.runs}"
+            " --selection {params.selection:q} --final {params.final:q}"
+            " --added-out {output.runs} --out {output.best} > {log} 2>&1"
+
+    rule final_table:
+        input:
+            best=BEST,
+            runs=FINAL_RUNS,
+            summaries=final_summaries,
+        output:
+            report(
+                FINAL_TABLE,
+                caption="../report/final.rst",
+                category="Selection",
+                labels={"table": "final.csv (the winners' test accuracy)"},
+            ),
+        log:
+            LAYOUT.log("report/final"),
+        localrule: True
+        conda:
+            CONDA_ENV
+        shell:
+            f"{HPSTUDY} final --best {{input.best}} --added {{input.runs}}"
+            " --summaries {input.summaries} --out {output} > {log} 2>&1"
+
+elif SELECTION:
+
+    rule select:
+        input:
+            summary=TABLES["summary.csv"],
+            metrics=TABLES["metrics.csv"],
+        output:
+            best=report(
+                BEST,
+                caption="../report/best.rst",
+                category="Selection",
+                labels={"file": "best.yaml"},
+            ),
+        log:
+            LAYOUT.log("report/select"),
+        localrule: True
+        conda:
+            CONDA_ENV
+        params:
+            selection=json.dumps(SELECTION),
+        shell:
+            f"{HPSTUDY} select --tables {LAYOUT.results} --runs-dir {LAYOUT.runs}"
+            " --selection {params.selection:q} --out {output.best} > {log} 2>&1"
