@@ -220,3 +220,19 @@ def test_a_grid_gets_a_heatmap_whose_cells_are_the_tables_means(tmp_path):
         "(n=2)" in pair.axes[0].texts[0].get_text()
         and "averaged over\noptimizer" in pair._suptitle.get_text()
     )
+
+
+def test_runs_with_a_validation_split_show_validation_not_the_test_sets_best_epoch(tmp_path):
+    sweep = Sweep(tmp_path, data={"val_count": 100})
+    sweep.study(
+        "lr", "lr", [0.1, 0.01], seeds=(0, 1), epochs=3,
+        curves=lambda lr, seed: {"val_acc": [0.5, 0.6, 0.7 if lr == 0.1 else 0.8]},
+    )  # fmt: skip
+    summary, metrics = sweep.tables()
+    legend = figures.accuracy_figure(summary, "lr").axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["final, test", "final, validation"]
+    val_line = figures.accuracy_figure(summary, "lr").axes[0].get_lines()[-1]
+    assert list(val_line.get_ydata()) == pytest.approx([80.0, 70.0])  # lr 0.01, then 0.1
+    fig = figures.curves_figure(metrics, summary, "lr")
+    assert [ax.get_ylabel() for ax in fig.axes][-1] == "validation accuracy (%)"
+    assert len(fig.axes) == 4

@@ -47,6 +47,7 @@ CURVE_PANELS = [
     ("test_loss", "test loss (cross-entropy)", 1.0),
     ("test_acc", "test accuracy (%)", 100.0),
 ]
+VAL_PANEL = ("val_acc", "validation accuracy (%)", 100.0)  # added where runs have a val split
 POST_LINESTYLES = ["--", ":", "-.", (0, (5, 1, 1, 1))]
 
 
@@ -157,18 +158,22 @@ def _legend(fig: Figure, ax, title: str, ncols: int = 6) -> None:
 
 
 def curves_figure(metrics: pd.DataFrame, summary: pd.DataFrame, study: str) -> Figure:
-    """Train loss, test loss and test accuracy against epoch for every point of ``study``."""
+    """Train loss, test loss, test accuracy (and validation accuracy where the runs have a
+    validation split) against epoch for every point of ``study``."""
     view = StudyView(summary, study)
     colors = value_colors(view)
     n_seeds = view.n_seeds()
-    fig, axes = _new_figure(3)
+    study_metrics = metrics[metrics["run_id"].isin(view.rows["run_id"])]
+    has_val = "val_acc" in study_metrics and study_metrics["val_acc"].notna().any()
+    panels = CURVE_PANELS + [VAL_PANEL] * bool(has_val)
+    fig, axes = _new_figure(len(panels))
     for point in view.points:
         run_ids = view.runs_at(point)["run_id"]
         runs = metrics[metrics["run_id"].isin(run_ids)]
         diverged = view.runs_at(point)["diverged"].astype(bool).any()
         label = view.labels[point] + (" (diverged)" if diverged else "")
         by_epoch = runs.groupby("epoch")
-        for ax, (column, _, scale) in zip(axes, CURVE_PANELS, strict=True):
+        for ax, (column, _, scale) in zip(axes, panels, strict=True):
             curve = by_epoch[column].agg(["mean", "std", "count"])
             ax.plot(
                 curve.index, curve["mean"] * scale, color=colors[point], label=label, marker="."
@@ -177,7 +182,7 @@ def curves_figure(metrics: pd.DataFrame, summary: pd.DataFrame, study: str) -> F
                 half = ci_half_width(curve["std"], curve["count"]) * scale
                 low, high = (curve["mean"] * scale - half, curve["mean"] * scale + half)
                 ax.fill_between(curve.index, low, high, color=colors[point], alpha=0.2)
-    for ax, (_, ylabel, _) in zip(axes, CURVE_PANELS, strict=True):
+    for ax, (_, ylabel, _) in zip(axes, panels, strict=True):
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -238,18 +243,26 @@ def _per_point(view: StudyView, column: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def accuracy_figure(summary: pd.DataFrame, study: str) -> Figure:
-    """Final and best test accuracy against the swept value (mean and spread over seeds)."""
+    """Final test accuracy against the swept value (mean and 95 % interval over seeds), beside
+    the final validation accuracy where the runs have a validation split, or else the best
+    epoch's test accuracy (the post's number, picked on the test set itself)."""
     view = StudyView(summary, study)
     fig, axes = _new_figure(1, extra_height=0.8)
     ax = axes[0]
     xs = _x_positions(ax, view)
     line = "-" if view.numeric() else "none"
-    for column, name, marker in [("final_test_acc", "final", "o"), ("best_test_acc", "best", "s")]:
+    has_val = "final_val_acc" in view.rows and view.rows["final_val_acc"].notna().any()
+    series = [("final_test_acc", "final, test", "o")] + (
+        [("final_val_acc", "final, validation", "^")]
+        if has_val
+        else [("best_test_acc", "best epoch, test (as the post; chosen on test)", "s")]
+    )
+    for column, name, marker in series:
         mean, std = _per_point(view, column)
         ax.errorbar(
             xs, mean * 100, yerr=std * 100, marker=marker, linestyle=line, capsize=3, label=name
         )
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3)
     n = view.n_seeds()
     note = (
@@ -257,7 +270,7 @@ def accuracy_figure(summary: pd.DataFrame, study: str) -> Figure:
         if n > 1
         else " (one seed, bars: the test set's 95% binomial interval)"
     )
-    ax.legend(title="test accuracy" + note, fontsize="small", title_fontsize="small")
+    ax.legend(title="accuracy" + note, fontsize="small", title_fontsize="small")
     _title(fig, view, width=55)
     return fig
 
