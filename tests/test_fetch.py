@@ -389,6 +389,8 @@ def test_cli_fetch_folder_and_archive_folder_write_sidecars(tmp_path, monkeypatc
     assert sidecar["source"] == "folder" and sidecar["path"] == str(folder)
     assert sidecar["sha256"] == hashlib.sha256(data).hexdigest() and sidecar["members"] == 9
     assert json.loads(Path("data/raw/a.json").read_text())["archive"] == str(folder)
+    manifest = preprocess_archive("data/raw/f.zip", "data/processed/f-16", 16)
+    assert manifest["layout"] == "train-test" and manifest["splits"]["train"]["count"] == 6
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty", "file", "symlink", "no-path"])
