@@ -36,15 +36,20 @@ def _popcount(values: np.ndarray) -> np.ndarray:
     return _POP8[octets].reshape(-1, 8).sum(axis=1, dtype=np.int64)
 
 
+def _band_masks(near_bits: int) -> list[np.uint64]:
+    """The masks of ``near_bits + 1`` bands of near-equal width covering the 64 bits."""
+    bands = np.array_split(np.arange(64), near_bits + 1)
+    return [np.uint64(((1 << len(bits)) - 1) << int(bits[0])) for bits in bands]
+
+
 def near_pairs(hashes: np.ndarray, near_bits: int) -> list[tuple[int, int, int]]:
     """``(i, j, distance)`` for every pair ``i < j`` of the uint64 ``hashes`` at most
     ``near_bits`` bits apart, sorted; only hashes sharing one of ``near_bits + 1`` bands are
-    compared."""
+    compared, and a pair is taken in the first band they share."""
     hashes = np.asarray(hashes, dtype=np.uint64)
-    n, found = len(hashes), []
-    for bits in np.array_split(np.arange(64), near_bits + 1):
-        mask = np.uint64((1 << len(bits)) - 1)
-        key = (hashes >> np.uint64(bits[0])) & mask
+    n, masks, found = len(hashes), _band_masks(near_bits), []
+    for k, mask in enumerate(masks):
+        key = hashes & mask
         order = np.argsort(key, kind="stable")
         ordered = key[order]
         # pairs d apart in key order with equal keys: every pair within a bucket, once
@@ -53,13 +58,17 @@ def near_pairs(hashes: np.ndarray, near_bits: int) -> list[tuple[int, int, int]]
             if not same.any():
                 break  # no bucket holds more than d hashes
             a, b = order[:-d][same], order[d:][same]
-            distance = _popcount(hashes[a] ^ hashes[b])
-            close = distance <= near_bits
-            found.append(np.stack([np.minimum(a, b), np.maximum(a, b), distance])[:, close])
+            differ = hashes[a] ^ hashes[b]
+            keep = _popcount(differ) <= near_bits
+            for earlier in masks[:k]:  # found in an earlier band already
+                keep &= (differ & earlier) != 0
+            found.append(np.stack([np.minimum(a, b), np.maximum(a, b)])[:, keep])
     if not found:
         return []
-    pairs = np.unique(np.concatenate(found, axis=1), axis=1)
-    return [tuple(int(v) for v in pair) for pair in pairs.T]
+    i, j = np.concatenate(found, axis=1)
+    order = np.lexsort((j, i))
+    distance = _popcount(hashes[i] ^ hashes[j])
+    return [(int(i[o]), int(j[o]), int(distance[o])) for o in order]
 
 
 def _groups(rows: list[dict[str, str]]) -> list[list[dict[str, str]]]:
