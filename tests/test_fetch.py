@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from zipfactory import add_symlink, solid_dataset, write_zip
+from zipfactory import add_symlink, layout_dataset, solid_dataset, write_folder, write_zip
 
 from hpstudy.cli import main as cli_main
 from hpstudy.errors import HpstudyError
-from hpstudy.fetch import write_digits_zip
+from hpstudy.fetch import folder_digest, pack_folder, write_digits_zip
 from hpstudy.preprocess import preprocess_archive
 from hpstudy.zipcheck import safe_members, verify_zip
 
@@ -341,6 +341,110 @@ def test_missing_archive_is_a_clear_error(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "nowhere.zip" in err and "dataset.archive" in err
     assert not Path("data").exists()
+
+
+# --------------------------------------------------------------------------- folder
+
+
+def image_folder(root: Path) -> Path:
+    """A train/test folder of images plus the noise a copied folder carries."""
+    write_folder(root, layout_dataset("train-test", {"train": 2, "test": 1}))
+    write_folder(root, [(".DS_Store", b"Bud1"), ("train/.hidden.jpg", b"x"),
+                        ("__MACOSX/train/._a.jpg", b"x"), (".git/config", b"[core]")])  # fmt: skip
+    return root
+
+
+def test_folder_packs_into_a_deterministic_zip(tmp_path):
+    folder = image_folder(tmp_path / "images")
+    count = pack_folder(folder, tmp_path / "a.zip")
+    for path in folder.rglob("*"):  # other times and modes: the same bytes
+        os.utime(path, ns=(2_000_000_000_000_000_000, 2_000_000_000_000_000_000))
+    (folder / "train" / "forest" / "train-00.jpg").chmod(0o600)
+    pack_folder(folder, tmp_path / "b.zip")
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        infos = zf.infolist()
+        names = [info.filename for info in infos]
+        assert (
+            zf.read("test/buildings/test-00.jpg")
+            == (folder / "test" / "buildings" / "test-00.jpg").read_bytes()
+        )
+    assert count == len(names) == 9 and names == sorted(names)
+    assert all(not name.startswith((".", "__MACOSX")) and "/." not in name for name in names)
+    assert {info.compress_type for info in infos} == {zipfile.ZIP_STORED}
+    assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zip", "b.zip", "images"]
+
+
+def test_cli_fetch_folder_and_archive_folder_write_sidecars(tmp_path, monkeypatch):
+    folder = image_folder(tmp_path / "images")
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["fetch", "--source", "folder", "--path", str(folder),
+                     "--out", "data/raw/f.zip"]) == 0  # fmt: skip
+    assert cli_main(["fetch", "--source", "archive", "--archive", str(folder),
+                     "--out", "data/raw/a.zip"]) == 0  # fmt: skip
+    data = Path("data/raw/f.zip").read_bytes()
+    assert Path("data/raw/a.zip").read_bytes() == data
+    sidecar = json.loads(Path("data/raw/f.json").read_text())
+    assert sidecar["source"] == "folder" and sidecar["path"] == str(folder)
+    assert sidecar["sha256"] == hashlib.sha256(data).hexdigest() and sidecar["members"] == 9
+    assert json.loads(Path("data/raw/a.json").read_text())["archive"] == str(folder)
+    manifest = preprocess_archive("data/raw/f.zip", "data/processed/f-16", 16)
+    assert manifest["layout"] == "train-test" and manifest["splits"]["train"]["count"] == 6
+
+
+@pytest.mark.parametrize("problem", ["missing", "empty", "file", "symlink", "no-path"])
+@pytest.mark.parametrize("source", ["folder", "archive"])
+def test_folder_problems_are_one_paragraph_naming_the_setting(
+    tmp_path, monkeypatch, capsys, source, problem
+):
+    target = tmp_path / "images"
+    if problem == "empty":
+        write_folder(target, [(".DS_Store", b"x"), ("__MACOSX/._a.jpg", b"x")])
+    elif problem == "file":
+        target.write_text("not a folder")
+    elif problem == "symlink":
+        image_folder(target)
+        (target / "train" / "forest" / "link.jpg").symlink_to("/etc/hostname")
+    monkeypatch.chdir(tmp_path)
+    option = "--path" if source == "folder" else "--archive"
+    argv = ["fetch", "--source", source, "--out", "data/raw/x.zip"]
+    argv += [] if problem == "no-path" else [option, str(target)]
+    assert cli_main(argv) == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hpstudy: error:") and "Traceback" not in err
+    expected = {"missing": "does not exist", "empty": "holds no files", "symlink": "symbolic link",
+                "file": "is not a folder", "no-path": "needs"}[problem]  # fmt: skip
+    if source == "archive" and problem == "file":  # a file is taken as a zip
+        assert "not a readable zip" in err and str(target) in err
+    else:
+        assert expected in err
+        assert ("dataset.path" if source == "folder" else "dataset.archive") in err
+    assert not Path("data/raw/x.zip").exists() and not Path("data/raw/x.json").exists()
+
+
+def test_folder_digest_follows_the_listing_without_reading_contents(tmp_path, monkeypatch):
+    folder = image_folder(tmp_path / "images")
+    first = folder_digest(folder)
+    assert folder_digest(folder) == first and len(first) == 64
+    (folder / ".DS_Store").write_bytes(b"changed noise")  # hidden: not packed, not counted
+    assert folder_digest(folder) == first
+    image = folder / "test" / "forest" / "test-00.jpg"
+    stat = image.stat()
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    touched = folder_digest(folder)
+    assert touched != first
+    (folder / "test" / "forest" / "extra.jpg").write_bytes(b"x")
+    assert folder_digest(folder) not in (first, touched)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("folder_digest opened a file")
+
+    monkeypatch.setattr("builtins.open", no_reading)
+    folder_digest(folder)
+    with pytest.raises(HpstudyError, match="dataset.path"):
+        folder_digest(tmp_path / "nowhere")
 
 
 # --------------------------------------------------------------------------- zip-slip

@@ -1,7 +1,9 @@
-"""Preprocessing of Kaggle-layout zips with the real dataset's quirks."""
+"""Preprocessing of Kaggle-layout zips with the real dataset's quirks, the carved validation
+split, the image index and leak dropping (other layouts: test_layouts.py)."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -28,6 +30,7 @@ from zipfactory import (
 
 from hpstudy.cli import main as cli_main
 from hpstudy.errors import HpstudyError
+from hpstudy.fingerprint import INDEX_COLUMNS, fingerprint
 from hpstudy.preprocess import preprocess_archive
 
 CLASSES = ["buildings", "forest", "glacier"]
@@ -136,7 +139,8 @@ def test_manifest_records_hashes_and_is_written_last(tmp_path, quirks):
     assert manifest["bytes"] == {name: (out / name).stat().st_size for name in manifest["sha256"]}
     # Everything was resized to 32 the way the post did, and no temporary file is left.
     assert manifest["resized"] == manifest["splits"]["train"]["count"] + 7
-    assert sorted(p.name for p in out.iterdir()) == sorted([*manifest["sha256"], "manifest.json"])
+    listed = [*manifest["sha256"], "manifest.json", "index.csv"]  # the index is not in it
+    assert sorted(p.name for p in out.iterdir()) == sorted(listed)
     photo = np.load(out / "train_x.npy")[9]
     assert np.array_equal(photo, seed_pixels(quirks[1]["full"], 32))
 
@@ -241,3 +245,109 @@ def test_cli_success_and_error(tmp_path, capsys):
     assert captured.out == ""
     assert "hpstudy: error:" in captured.err and "nope.zip" in captured.err
     assert "Traceback" not in captured.err
+
+
+# --------------------------------------------------------------------------- splits and index
+
+MANIFEST_KEYS = ["name", "image_size", "layout", "classes", "splits", "resized", "skipped",
+                 "sha256", "bytes", "source"]  # fmt: skip
+
+
+def test_kaggle_manifest_keeps_its_keys_plus_the_layout(tmp_path):
+    zip_path = write_zip(tmp_path / "d.zip", solid_dataset(CLASSES))
+    manifest = preprocess_archive(zip_path, tmp_path / "out", 16, test_fraction=0.5)
+    assert list(manifest) == MANIFEST_KEYS  # no split record: nothing was carved
+    assert manifest["layout"] == "kaggle"
+    pred = preprocess_archive(zip_path, tmp_path / "out", 16, pred=True)
+    assert pred["layout"] == "kaggle" and "split" not in pred
+
+
+def test_index_lists_every_stored_row_with_its_fingerprints(tmp_path, quirks):
+    zip_path = write_zip(tmp_path / "intel.zip", quirks[0])
+    out = tmp_path / "out"
+    preprocess_archive(zip_path, out, 24, threads=2)
+    with open(out / "index.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == list(INDEX_COLUMNS)
+    for split in ("train", "test"):
+        x, y = np.load(out / f"{split}_x.npy"), np.load(out / f"{split}_y.npy")
+        mine = [row for row in rows if row["split"] == split]
+        assert [int(row["row"]) for row in mine] == list(range(len(x)))
+        assert [int(row["label"]) for row in mine] == y.tolist()
+        assert [row["class"] for row in mine] == [CLASSES[label] for label in y]
+        for row, pixels in zip(mine, x, strict=True):  # as computed from the stored pixels
+            exact, dhash, low = fingerprint(np.ascontiguousarray(pixels))
+            assert (row["exact"], row["dhash"], row["low_variance"]) == (
+                exact,
+                dhash,
+                str(int(low)),
+            )
+    train = [row for row in rows if row["split"] == "train"]
+    assert train[0]["member"] == "seg_train/seg_train/buildings/0.jpg"
+    assert train[0]["low_variance"] == "1" and train[9]["low_variance"] == "0"  # solid, photo
+    assert len({row["exact"] for row in train[:3]}) == 1  # the same solid colour thrice
+    # an unchanged index keeps its modification time, and pred mode leaves it alone
+    os.utime(out / "index.csv", ns=(1_000_000_000, 1_000_000_000))
+    preprocess_archive(zip_path, out, 24)
+    preprocess_archive(zip_path, out, 24, pred=True)
+    assert (out / "index.csv").stat().st_mtime_ns == 1_000_000_000
+
+
+def test_carved_val_split_in_the_manifest_and_gone_when_turned_off(tmp_path):
+    zip_path = write_zip(tmp_path / "d.zip", solid_dataset(CLASSES, train_per_class=5))
+    out = tmp_path / "out"
+    manifest = preprocess_archive(zip_path, out, 16, val_fraction=0.2, split_seed=7)
+    assert list(manifest["splits"]) == ["train", "test", "val"]
+    assert manifest["splits"]["val"] == {
+        "count": 3, "per_class": dict.fromkeys(CLASSES, 1), "x": "val_x.npy", "y": "val_y.npy"
+    }  # fmt: skip
+    assert manifest["split"] == {"val_fraction": 0.2, "split_seed": 7}
+    assert list(manifest)[:4] == ["name", "image_size", "layout", "split"]
+    for name in ("val_x.npy", "val_y.npy"):
+        assert manifest["sha256"][name] == hashlib.sha256((out / name).read_bytes()).hexdigest()
+        assert manifest["bytes"][name] == (out / name).stat().st_size
+    assert np.load(out / "val_y.npy").tolist() == [0, 1, 2]
+    plain = preprocess_archive(zip_path, out, 16)
+    assert "val" not in plain["splits"] and "split" not in plain
+    assert not (out / "val_x.npy").exists() and not (out / "val_y.npy").exists()
+
+
+def test_cli_split_flags_and_log_lines(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    photos = {name: [jpeg_bytes(photo_like(rng, (32, 32))) for _ in range(5)] for name in CLASSES}
+    members = [(kaggle_names("train", name, f"{i}.jpg"), photos[name][i])
+               for name in CLASSES for i in range(4)]  # fmt: skip
+    members += [(kaggle_names("test", name, "new.jpg"), photos[name][4]) for name in CLASSES]
+    # every buildings training image copied into test: whichever goes to val, 3 stay in train
+    members += [(kaggle_names("test", "buildings", f"copy{i}.jpg"), photos["buildings"][i])
+                for i in range(4)]  # fmt: skip
+    zip_path = write_zip(tmp_path / "d.zip", members)
+    out = tmp_path / "out"
+    argv = ["preprocess", "--archive", str(zip_path), "--out-dir", str(out), "--size", "16"]
+    flags = [
+        "--val-fraction",
+        "0.25",
+        "--split-seed",
+        "3",
+        "--drop-leaks",
+        "--test-fraction",
+        "0.3",
+    ]
+    assert cli_main([*argv, *flags]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["split"] == {"val_fraction": 0.25, "split_seed": 3}
+    assert manifest["leaks_dropped"] == {"test": 3, "val": 0}
+    assert manifest["splits"]["test"]["per_class"] == {"buildings": 2, "forest": 1, "glacier": 1}
+    assert manifest["splits"]["val"]["count"] == 3
+    err = capsys.readouterr().err
+    assert "  layout: Kaggle seg_train/seg_test folders (kaggle)" in err
+    assert "  splits carved here: val_fraction 0.25, split_seed 3" in err
+    assert "  exact copies of training images dropped: 3 from test, 0 from val" in err
+
+
+def test_drop_leaks_refuses_to_empty_the_test_split(tmp_path):
+    zip_path = write_zip(tmp_path / "d.zip", solid_dataset(CLASSES))
+    with pytest.raises(HpstudyError, match=r"Every test image .*drop_leaks") as err:
+        preprocess_archive(zip_path, tmp_path / "out", 16, drop_leaks=True)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "out" / "manifest.json").exists()

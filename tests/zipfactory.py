@@ -111,3 +111,55 @@ def photo_dataset(
     for i in range(pred):
         members.append((kaggle_names("pred", None, f"{i}.jpg"), pool[i % len(pool)]))
     return write_zip(path, members)
+
+
+def image_bytes(image: Image.Image, fmt: str = "JPEG") -> bytes:
+    """``image`` encoded as ``fmt`` (any format PIL writes: JPEG, PNG, BMP, ...)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+FORMAT_SUFFIX = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp"}
+
+
+def layout_name(layout: str, split: str, class_name: str, file_name: str, val: str = "val"):
+    """Member name of one image in ``layout`` (kaggle, train-test or class-folders)."""
+    if layout == "kaggle":
+        return kaggle_names(split, class_name, file_name)
+    if layout == "train-test":
+        return f"{val if split == 'val' else split}/{class_name}/{file_name}"
+    return f"{class_name}/{file_name}"
+
+
+def layout_dataset(
+    layout: str,
+    counts: dict[str, int],
+    classes: Iterable[str] = CLASSES[:3],
+    formats: Iterable[str] = ("JPEG",),
+    wrapper: str | None = None,
+    val: str = "val",
+) -> list[tuple[str, bytes]]:
+    """Members of a small dataset in ``layout`` with ``counts[split]`` solid-colour images per
+    class (class-folders: give only "train"), cycling through ``formats``; under ``wrapper/``
+    when given."""
+    formats = list(formats)
+    members = []
+    for index, class_name in enumerate(classes):
+        for split, count in counts.items():
+            for i in range(count):
+                fmt = formats[i % len(formats)]
+                data = image_bytes(solid(class_colour(index), (40, 30)), fmt)
+                file_name = f"{split}-{i:02d}.{FORMAT_SUFFIX[fmt]}"
+                name = layout_name(layout, split, class_name, file_name, val)
+                members.append((f"{wrapper}/{name}" if wrapper else name, data))
+    return members
+
+
+def write_folder(root: Path, members: Iterable[tuple[str, bytes]]) -> Path:
+    """Write ``(name, data)`` members as files below ``root`` (the folder form of a zip)."""
+    for name, data in members:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "fetch-weights": "hpstudy.weights",
     "fetch": "hpstudy.fetch",
     "preprocess": "hpstudy.preprocess",
+    "audit": "hpstudy.audit",
     "aggregate": "hpstudy.aggregate",
     "compare": "hpstudy.compare",
     "figures": "hpstudy.figures",

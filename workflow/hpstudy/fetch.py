@@ -1,10 +1,15 @@
 """Fetch the raw dataset archive into ``data/raw/<name>.zip`` with a JSON sidecar.
 
-Three sources give the same Kaggle layout (``seg_train/seg_train/<class>/*.jpg``, ...):
+Four sources, each giving a zip in one of the layouts :mod:`hpstudy.layouts` accepts:
 
 * ``kaggle``: the official ``kaggle`` package downloads the dataset zip;
-* ``archive``: a local copy of that zip (downloaded by hand or pulled from a DVC remote);
-* ``digits``: scikit-learn's bundled handwritten digits written as such a zip, offline.
+* ``archive``: a local copy of that zip (downloaded by hand or pulled from a DVC remote), or
+  a local folder, packed like ``folder``;
+* ``folder``: a local folder of images, packed into a deterministic zip (sorted names, fixed
+  timestamps and modes, stored uncompressed), so packing the same folder twice gives the same
+  bytes and the same sha256;
+* ``digits``: scikit-learn's bundled handwritten digits written as a Kaggle-layout zip,
+  offline.
 
 Whatever the source, the zip is CRC-checked before it is renamed into place, and the sidecar
 ``data/raw/<name>.json`` records its size and sha256. A half-written file never sits under the
@@ -104,32 +109,120 @@ def write_digits_zip(
     entries.sort(key=lambda entry: entry[0])
     with atomic_path(out_zip) as tmp, zipfile.ZipFile(tmp, "w") as zf:
         for name, pixels in entries:
-            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-            info.create_system = 3  # Unix, whatever platform writes it
-            info.external_attr = ZIP_FILE_MODE
-            # JPEG data does not deflate; storing keeps the bytes independent of zlib's version.
-            info.compress_type = zipfile.ZIP_STORED
-            zf.writestr(info, _jpeg_bytes(pixels))
+            data = _jpeg_bytes(pixels)
+            zf.writestr(_fixed_info(name, len(data)), data)
     return {name: len(indices) for name, indices in split.items()}
+
+
+# --------------------------------------------------------------------------- folder (local)
+
+
+def _folder_error(folder: Path, setting: str, problem: str) -> HpstudyError:
+    return HpstudyError(
+        f"The dataset folder {folder} (from `{setting}`) {problem}. Set `{setting}` to a folder "
+        "of images in one of the accepted layouts: seg_train/ and seg_test/ (Kaggle), train/ "
+        "and test/ (optionally val/), or one folder per class, and rerun."
+    )
+
+
+def _unpackable(path: Path) -> str | None:
+    """Why a folder entry cannot be packed, or None."""
+    if path.is_symlink():
+        return (
+            "a symbolic link, which is not packed (it could point anywhere): replace it with "
+            "the file or folder it points to"
+        )
+    if not (path.is_dir() or path.is_file()):
+        return "neither a file nor a folder: remove it"
+    return None
+
+
+def folder_files(folder: str | os.PathLike, setting: str = "dataset.path") -> list[str]:
+    """The files of ``folder`` as sorted relative POSIX paths, hidden files and folders and
+    ``__MACOSX`` left out. Raises :class:`HpstudyError` (naming ``setting``) when the folder is
+    missing, not a folder, holds a symbolic link, or has no files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise _folder_error(folder, setting, problem)
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX"]
+        for name in [*dirs, *(f for f in files if not f.startswith("."))]:
+            rel = (Path(root) / name).relative_to(folder)
+            why = _unpackable(folder / rel)
+            if why:
+                raise _folder_error(folder, setting, f"holds {rel.as_posix()}, {why}")
+            if name not in dirs:
+                found.append(rel.as_posix())
+    if not found:
+        raise _folder_error(folder, setting, "holds no files")
+    return sorted(found)
+
+
+def folder_digest(folder: str | os.PathLike, setting: str = "dataset.path") -> str:
+    """A cheap sha256 over the listing of ``folder``: every packed file's relative path, size
+    and modification time (ns), sorted. It reads no file contents, so it notices added,
+    removed, renamed, resized or touched files, not a change that keeps size and time."""
+    folder, digest = Path(folder), hashlib.sha256()
+    for rel in folder_files(folder, setting):
+        info = (folder / rel).stat()
+        digest.update(f"{rel}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def pack_folder(
+    folder: str | os.PathLike, out_zip: str | os.PathLike, setting: str = "dataset.path"
+) -> int:
+    """Pack the files of ``folder`` (:func:`folder_files`) into a deterministic zip at
+    ``out_zip``: sorted names, fixed timestamps and modes, stored uncompressed (images do not
+    deflate). The zip is CRC-checked before it takes its name. Returns the number of files."""
+    folder = Path(folder)
+    names = folder_files(folder, setting)
+    with atomic_path(out_zip) as tmp:
+        with zipfile.ZipFile(tmp, "w") as zf:
+            for name in names:
+                source = folder / name
+                info = _fixed_info(name, source.stat().st_size)
+                with open(source, "rb") as src, zf.open(info, "w") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        verify_zip(tmp)
+    return len(names)
+
+
+def _fixed_info(name: str, size: int) -> zipfile.ZipInfo:
+    """A zip entry whose metadata depends on its name alone (and its size, for zip64)."""
+    info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+    info.create_system = 3  # Unix, whatever platform writes it
+    info.external_attr = ZIP_FILE_MODE
+    # Image data does not deflate; storing keeps the bytes independent of zlib's version.
+    info.compress_type = zipfile.ZIP_STORED
+    info.file_size = size
+    return info
 
 
 # --------------------------------------------------------------------------- archive (local)
 
 
-def fetch_archive(src: str | os.PathLike, out_zip: str | os.PathLike) -> None:
-    """Copy the local dataset zip ``src`` to ``out_zip`` after checking it is intact."""
+def fetch_archive(src: str | os.PathLike, out_zip: str | os.PathLike) -> int | None:
+    """Copy the local dataset zip ``src`` to ``out_zip`` after checking it is intact; a folder
+    ``src`` is packed instead (:func:`pack_folder`; returns its number of files)."""
     src = Path(src)
+    if src.is_dir():
+        return pack_folder(src, out_zip, setting="dataset.archive")
     if not src.is_file():
         raise HpstudyError(
             f"The dataset archive {src} (from `dataset.archive`) does not exist. Set "
-            "`dataset.archive` to the path of the downloaded intel-image-classification zip, "
-            "or use `dataset.source: kaggle` to download it."
+            "`dataset.archive` to the path of the downloaded intel-image-classification zip "
+            "(or of a folder holding the dataset), or use `dataset.source: kaggle` to "
+            "download it."
         )
     verify_zip(src)
     if src.resolve() == Path(out_zip).resolve():
-        return  # already in place; the sidecar is still (re)written by the caller
+        return None  # already in place; the sidecar is still (re)written by the caller
     with atomic_path(out_zip) as tmp:
         shutil.copyfile(src, tmp)
+    return None
 
 
 # --------------------------------------------------------------------------- kaggle (network)
@@ -293,6 +386,14 @@ def fetch(args: argparse.Namespace) -> dict:
             )
         fetch_archive(args.archive, out_zip)
         return write_sidecar(out_zip, "archive", archive=str(args.archive))
+    if args.source == "folder":
+        if not args.path:
+            raise HpstudyError(
+                "`dataset.source: folder` needs `dataset.path: <folder of images>` (the --path "
+                "option of `hpstudy fetch`)."
+            )
+        pack_folder(args.path, out_zip, setting="dataset.path")
+        return write_sidecar(out_zip, "folder", path=str(args.path))
     fetch_kaggle(args.kaggle_dataset, out_zip)
     return write_sidecar(out_zip, "kaggle", kaggle_dataset=args.kaggle_dataset)
 
@@ -302,9 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hpstudy fetch", description="Fetch the raw dataset zip into data/raw/."
     )
-    parser.add_argument("--source", required=True, choices=("kaggle", "archive", "digits"))
+    sources = ("kaggle", "archive", "folder", "digits")
+    parser.add_argument("--source", required=True, choices=sources)
     parser.add_argument("--out", required=True, help="data/raw/<name>.zip; sidecar: <name>.json")
-    parser.add_argument("--archive", help="local zip to copy (source: archive)")
+    parser.add_argument("--archive", help="local zip to copy, or folder to pack (source: archive)")
+    parser.add_argument("--path", help="local folder of images to pack (source: folder)")
     parser.add_argument("--kaggle-dataset", default=KAGGLE_DATASET, help="owner/slug")
     parser.add_argument("--test-fraction", type=float, default=0.2, help="digits only")
     parser.add_argument("--split-seed", type=int, default=0, help="digits only")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
@@ -38,11 +38,18 @@ def _reason(err: Exception) -> str:
     return f"failed to decode: {message}" if message else f"failed to decode ({type(err).__name__})"
 
 
-def decode_image_into(data: bytes, row: np.ndarray, size: int) -> bool | str:
+def decode_image_into(
+    data: bytes,
+    row: np.ndarray,
+    size: int,
+    on_decoded: Callable[[Image.Image], object] | None = None,
+) -> bool | str:
     """Decode ``data`` into ``row`` (size x size x 3 uint8).
 
     Returns whether the image had to be resized, or a string saying why it could not be
     decoded (truncated, not an image, unsupported mode); ``row`` is then left as it was.
+    ``on_decoded``, if given, is then called with the RGB PIL image the row was copied from
+    (saving a copy back out of the row, e.g. to fingerprint it).
     """
     try:
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
@@ -56,4 +63,6 @@ def decode_image_into(data: bytes, row: np.ndarray, size: int) -> bool | str:
             row[...] = np.frombuffer(rgb.tobytes(), dtype=np.uint8).reshape(row.shape)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         return _reason(err)
+    if on_decoded is not None:
+        on_decoded(rgb)
     return resized

@@ -1,10 +1,13 @@
-"""Preprocess a Kaggle-layout zip into uint8 NHWC arrays, one per split, plus a manifest.
+"""Preprocess a dataset zip into uint8 NHWC arrays, one per split, plus a manifest.
 
-Images are read straight from the zip (never extracted), decoded fully, converted to RGB and
-resized to ``size`` x ``size`` exactly as the seed's ``torchvision.transforms.Resize((s, s))``
-does on PIL images (PIL bilinear, which antialiases). A member that does not decode is skipped
-and listed with its reason. Arrays are written with temporary names and renamed; the
-manifest, which downstream rules depend on, is written last.
+The zip's layout (Kaggle's, train/test folders, or class folders only) and any split carved
+here (test, validation) come from :mod:`hpstudy.layouts`. Images are read straight from the
+zip (never extracted), decoded fully, converted to RGB and resized to ``size`` x ``size``
+exactly as the seed's ``torchvision.transforms.Resize((s, s))`` does on PIL images (PIL
+bilinear, which antialiases). A member that does not decode is skipped and listed with its
+reason. Each stored row is fingerprinted while decoding (:mod:`hpstudy.fingerprint`) into
+``index.csv``, which the audit reads and ``drop_leaks`` uses. Arrays are written with
+temporary names and renamed; the manifest, which downstream rules depend on, is written last.
 """
 
 from __future__ import annotations
@@ -16,105 +19,30 @@ import threading
 import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from hpstudy.atomic import atomic_path, atomic_write_text, clean_stale_temps, json_text, temp_name
+from hpstudy.atomic import (
+    atomic_path,
+    atomic_write_text,
+    clean_stale_temps,
+    json_text,
+    temp_name,
+    write_if_changed,
+)
 from hpstudy.errors import HpstudyError, disk_full, is_disk_full
 from hpstudy.fetch import sha256_file
+from hpstudy.fingerprint import INDEX_FILE, Fingerprint, fingerprint, index_text
 from hpstudy.images import decode_image_into, strict_decoding
+from hpstudy.layouts import LAYOUTS, SplitMembers, assign_splits
 from hpstudy.zipcheck import open_zip, safe_members
 
-SPLIT_FOLDERS = {"seg_train": "train", "seg_test": "test", "seg_pred": "pred"}
-SPLITS = ("train", "test", "pred")
 MANIFEST = "manifest.json"
 PRED_INDEX = "pred.json"
 CHUNK = 64  # images per thread-pool task: large enough to amortise scheduling
 PROGRESS_SECONDS = 5.0  # keeps the rule's log short
-
-
-@dataclass
-class SplitMembers:
-    """The zip entries of one split, in output order, with their class names (None: pred)."""
-
-    infos: list[zipfile.ZipInfo] = field(default_factory=list)
-    class_names: list[str | None] = field(default_factory=list)
-
-
-def _ignored(parts: list[str]) -> bool:
-    # macOS resource forks and hidden files are packaging noise, not data.
-    return any(part == "__MACOSX" or part.startswith(".") for part in parts)
-
-
-def locate_member(name: str) -> tuple[str, str | None] | str | None:
-    """Place one member name in the layout.
-
-    Returns ``(split, class_name)`` for an image candidate (class ``None`` for pred), ``None``
-    for an entry to ignore silently, or a string saying why the entry does not fit the layout.
-    """
-    parts = [part for part in name.replace("\\", "/").split("/") if part]
-    if name.endswith(("/", "\\")) or not parts or _ignored(parts):
-        return None
-    starts = [i for i, part in enumerate(parts[:2]) if part in SPLIT_FOLDERS]
-    if not starts:
-        return "outside seg_train/, seg_test/ and seg_pred/"
-    folder = parts[starts[0]]
-    rest = parts[starts[0] + 1 :]
-    if len(rest) > 1 and rest[0] == folder:  # Kaggle's double nesting seg_x/seg_x/...
-        rest = rest[1:]
-    split = SPLIT_FOLDERS[folder]
-    if split == "pred":
-        return (split, None) if len(rest) == 1 else f"expected {folder}/<image>"
-    return (split, rest[0]) if len(rest) == 2 else f"expected {folder}/<class>/<image>"
-
-
-def collect_members(
-    infos: list[zipfile.ZipInfo],
-) -> tuple[dict[str, SplitMembers], list[dict[str, str]]]:
-    """Group zip entries by split (sorted by name) and list those that fit no split."""
-    splits = {split: SplitMembers() for split in SPLITS}
-    skipped = []
-    for info in sorted(infos, key=lambda info: info.filename):
-        if info.is_dir():
-            continue
-        place = locate_member(info.filename)
-        if place is None:
-            continue
-        if isinstance(place, str):
-            skipped.append({"member": info.filename, "reason": f"not in the layout: {place}"})
-            continue
-        split, class_name = place
-        splits[split].infos.append(info)
-        splits[split].class_names.append(class_name)
-    return splits, skipped
-
-
-def class_list(zip_path: Path, splits: dict[str, SplitMembers]) -> list[str]:
-    """Sorted class names from the train folders; the test folders must name the same ones."""
-    train = sorted(set(splits["train"].class_names))
-    test = sorted(set(splits["test"].class_names))
-    if not train:
-        raise HpstudyError(
-            f"The archive {zip_path} has no training images: expected "
-            "seg_train/seg_train/<class>/*.jpg or seg_train/<class>/*.jpg. Check that it is "
-            "the intel-image-classification zip (or one in the same layout)."
-        )
-    if not test:
-        raise HpstudyError(
-            f"The archive {zip_path} has no test images: expected "
-            "seg_test/seg_test/<class>/*.jpg or seg_test/<class>/*.jpg."
-        )
-    if train != test:
-        only_train = sorted(set(train) - set(test))
-        only_test = sorted(set(test) - set(train))
-        raise HpstudyError(
-            f"The archive {zip_path} has different class folders in train and test "
-            f"(only in train: {only_train}, only in test: {only_test}). Every class must "
-            "have a folder in both seg_train and seg_test."
-        )
-    return train
 
 
 class NpyRowFile:
@@ -153,9 +81,10 @@ class ZipImageReader:
     would serialise; separate handles let reads, inflation and decoding overlap.
     """
 
-    def __init__(self, zip_path: Path, size: int):
+    def __init__(self, zip_path: Path, size: int, fingerprints: bool = True):
         self.zip_path = zip_path
         self.size = size
+        self.fingerprints = fingerprints
         self._local = threading.local()
         self._handles: list[zipfile.ZipFile] = []
         self._lock = threading.Lock()
@@ -168,9 +97,12 @@ class ZipImageReader:
                 self._handles.append(self._local.zip)
         return self._local.zip, self._local.rows
 
-    def read_chunk(self, infos, start: int, stop: int, results: list, sink: NpyRowFile) -> None:
+    def read_chunk(
+        self, infos, start: int, stop: int, results: list, sink: NpyRowFile, prints: list
+    ) -> None:
         """Decode ``infos[start:stop]`` into rows ``start:stop`` of ``sink``; outcomes go to
-        ``results`` (rows of skipped members hold leftovers and are dropped later)."""
+        ``results`` (rows of skipped members hold leftovers and are dropped later) and the
+        decoded rows' fingerprints to ``prints`` (when the reader takes them)."""
         archive, rows = self._thread_state()
         for i in range(start, stop):
             try:
@@ -181,8 +113,17 @@ class ZipImageReader:
                     f"failed ({err}). Delete it and rerun so that it is fetched again."
                 )
                 continue
-            results[i] = decode_image_into(data, rows[i - start], self.size)
+            row = rows[i - start]
+            take = self._taker(prints, i, row) if self.fingerprints else None
+            results[i] = decode_image_into(data, row, self.size, take)
         sink.write_rows(start, rows[: stop - start])
+
+    @staticmethod
+    def _taker(prints: list, i: int, row: np.ndarray):
+        def take(image) -> None:
+            prints[i] = fingerprint(row, image)
+
+        return take
 
     def close(self) -> None:
         """Close every per-thread handle."""
@@ -198,31 +139,34 @@ def _progress(total: int, desc: str):
 
 
 def decode_split(reader: ZipImageReader, infos, sink: NpyRowFile, threads: int, desc: str):
-    """Decode every member of a split into ``sink``; returns one outcome per member.
+    """Decode every member of a split into ``sink``; returns one outcome and one fingerprint
+    (None when not taken or not decoded) per member.
 
     An outcome is ``True`` (resized), ``False`` (already the right size) or a string (why it
     was skipped); a corrupt archive raises :class:`HpstudyError`.
     """
     results: list = [None] * len(infos)
+    prints: list[Fingerprint | None] = [None] * len(infos)
     bounds = [(i, min(i + CHUNK, len(infos))) for i in range(0, len(infos), CHUNK)]
+
+    def read(start: int, stop: int) -> None:
+        reader.read_chunk(infos, start, stop, results, sink, prints)
+
     with _progress(len(infos), desc) as bar:
         if threads <= 1:
             for start, stop in bounds:
-                reader.read_chunk(infos, start, stop, results, sink)
+                read(start, stop)
                 bar.update(stop - start)
         else:
             with ThreadPoolExecutor(max_workers=threads) as pool:
-                jobs = [
-                    (pool.submit(reader.read_chunk, infos, start, stop, results, sink), stop)
-                    for start, stop in bounds
-                ]
-                for (job, stop), (start, _) in zip(jobs, bounds, strict=True):
+                jobs = [pool.submit(read, start, stop) for start, stop in bounds]
+                for job, (start, stop) in zip(jobs, bounds, strict=True):
                     job.result()
                     bar.update(stop - start)
     for outcome in results:
         if isinstance(outcome, HpstudyError):
             raise outcome
-    return results
+    return results, prints
 
 
 def _save_labels(path: Path, labels: np.ndarray) -> None:
@@ -246,10 +190,25 @@ def _compact(tmp_x: Path, keep: np.ndarray, final_x: Path) -> None:
     tmp_x.unlink()
 
 
-def write_split(reader, members: SplitMembers, classes, out_dir: Path, split: str, threads: int):
-    """Decode one split into ``<split>_x.npy`` / ``<split>_y.npy``; returns its summary."""
+@dataclass
+class SplitResult:
+    """What writing one split gave: its manifest entry, how many images were resized, the
+    members skipped (with reasons), its rows of ``index.csv``, the exact hashes of its stored
+    rows and how many copies of training images were dropped from it."""
+
+    summary: dict
+    resized: int
+    skipped: list[dict[str, str]]
+    index_rows: list[tuple]
+    exact: set[str]
+    dropped: int
+
+
+def _decode_to_file(reader, members: SplitMembers, out_dir: Path, split: str, threads, leaks):
+    """Decode a split into ``<split>_x.npy``, keeping the rows that decoded and whose exact
+    hash is not in ``leaks``; returns (outcomes, fingerprints, rows kept, rows dropped)."""
     size = reader.size
-    final_x, final_y = out_dir / f"{split}_x.npy", out_dir / f"{split}_y.npy"
+    final_x = out_dir / f"{split}_x.npy"
     # decoded into a temporary file of its own name: compaction writes final_x through
     # final_x's temporary name while still reading this one
     tmp_x = temp_name(out_dir / f"{split}_x.partial.npy")
@@ -257,10 +216,12 @@ def write_split(reader, members: SplitMembers, classes, out_dir: Path, split: st
     try:
         sink = NpyRowFile(tmp_x, shape)
         try:
-            outcomes = decode_split(reader, members.infos, sink, threads, split)
+            outcomes, prints = decode_split(reader, members.infos, sink, threads, split)
         finally:
             sink.close()
-        keep = np.array([isinstance(outcome, bool) for outcome in outcomes], dtype=bool)
+        decoded = np.array([isinstance(outcome, bool) for outcome in outcomes], dtype=bool)
+        leaked = np.array([p is not None and p.exact in leaks for p in prints], dtype=bool)
+        keep = decoded & ~leaked
         if keep.all():
             os.replace(tmp_x, final_x)
         else:
@@ -271,9 +232,22 @@ def write_split(reader, members: SplitMembers, classes, out_dir: Path, split: st
         raise
     finally:
         tmp_x.unlink(missing_ok=True)
+    return outcomes, prints, np.flatnonzero(keep).tolist(), int(leaked.sum())
+
+
+def write_split(
+    reader, members: SplitMembers, classes, out_dir: Path, split: str, threads: int, leaks=()
+) -> SplitResult:
+    """Decode one split into ``<split>_x.npy`` / ``<split>_y.npy``, leaving out images whose
+    exact hash is in ``leaks``; returns its :class:`SplitResult`."""
+    leaks = frozenset(leaks)
+    outcomes, prints, kept, dropped = _decode_to_file(
+        reader, members, out_dir, split, threads, leaks
+    )
     index = {name: i for i, name in enumerate(classes)}
-    names = [name for name, kept in zip(members.class_names, keep, strict=True) if kept]
+    names = [members.class_names[i] for i in kept]
     labels = np.array([-1 if name is None else index[name] for name in names], dtype=np.int64)
+    final_y = out_dir / f"{split}_y.npy"
     _save_labels(final_y, labels)
     skipped = [
         {"member": info.filename, "reason": outcome}
@@ -282,12 +256,22 @@ def write_split(reader, members: SplitMembers, classes, out_dir: Path, split: st
     ]
     per_class = Counter(name for name in names if name is not None)
     summary = {
-        "count": int(keep.sum()),
+        "count": len(kept),
         "per_class": {name: per_class.get(name, 0) for name in classes} if split != "pred" else {},
-        "x": final_x.name,
+        "x": f"{split}_x.npy",
         "y": final_y.name,
     }
-    return summary, sum(outcome is True for outcome in outcomes), skipped
+    rows = [
+        (split, row, members.infos[i].filename, int(label), name or "", *_print_fields(prints[i]))
+        for row, (i, label, name) in enumerate(zip(kept, labels, names, strict=True))
+    ]
+    exact = {prints[i].exact for i in kept if prints[i] is not None}
+    resized = sum(outcomes[i] is True for i in kept)
+    return SplitResult(summary, resized, skipped, rows, exact, dropped)
+
+
+def _print_fields(fp: Fingerprint | None) -> tuple[str, str, int | str]:
+    return ("", "", "") if fp is None else (fp.exact, fp.dhash, int(fp.low_variance))
 
 
 def _set_aside(path: Path) -> Path | None:
@@ -320,56 +304,97 @@ def preprocess_archive(
     threads: int = 1,
     name: str | None = None,
     pred: bool = False,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.0,
+    split_seed: int = 0,
+    drop_leaks: bool = False,
 ) -> dict:
-    """Preprocess the Kaggle-layout zip at ``zip_path`` into ``out_dir``; returns the manifest.
+    """Preprocess the dataset zip at ``zip_path`` into ``out_dir``; returns the manifest.
 
-    Writes ``{train,test}_{x,y}.npy`` (uint8 NHWC images, int64 labels) and, last,
-    ``manifest.json`` with each array's size and sha256. With ``pred``, decodes only the
-    unlabelled ``seg_pred`` images instead, into ``pred_{x,y}.npy`` and ``pred.json`` (nothing
-    trains on them; they are opt-in). Raises :class:`HpstudyError` for a missing or corrupt
-    zip, an unsafe member (before anything is written), a zip without train/test images, or
-    train/test class folders that differ.
+    Writes ``{train,test}_{x,y}.npy`` (uint8 NHWC images, int64 labels), ``val_{x,y}.npy``
+    when the data brings a validation folder or ``val_fraction`` > 0 carves one out of train
+    (stratified, seeded by ``split_seed``), ``index.csv`` (each stored image's fingerprints)
+    and, last, ``manifest.json`` with the layout, how carved splits were made, and each
+    array's size and sha256. Class folders alone are split into train and test by
+    ``test_fraction``. ``drop_leaks`` removes from test and val every exact copy of a training
+    image (counted in the manifest). With ``pred``, decodes only the unlabelled ``seg_pred``
+    images instead, into ``pred_{x,y}.npy`` and ``pred.json`` (nothing trains on them; they
+    are opt-in). Raises :class:`HpstudyError` for a missing or corrupt zip, an unsafe member
+    (before anything is written), a zip in no accepted layout or without train/test images,
+    or class folders that differ between splits.
     """
     zip_path, out_dir = Path(zip_path), Path(out_dir)
     if size < 1 or threads < 1:
         raise HpstudyError(f"The image size ({size}) and threads ({threads}) must be >= 1.")
     with open_zip(zip_path) as archive:
         infos = safe_members(archive)
-    splits, skipped = collect_members(infos)
-    classes = class_list(zip_path, splits)
-    wanted = ("pred",) if pred else ("train", "test")
+    members = assign_splits(
+        zip_path, infos, test_fraction, 0.0 if pred else val_fraction, split_seed
+    )
+    splits = members.splits
+    wanted = ("pred",) if pred else tuple(s for s in ("train", "test", "val") if s in splits)
     index = out_dir / (PRED_INDEX if pred else MANIFEST)
     out_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out_dir)
     aside = _set_aside(index)
-    for split in wanted:
+    for split in ("pred",) if pred else ("train", "test", "val"):
         for kind in ("x", "y"):
             (out_dir / f"{split}_{kind}.npy").unlink(missing_ok=True)
-    reader = ZipImageReader(zip_path, size)
-    summaries, resized = {}, 0
+    results = _write_splits(zip_path, members, out_dir, wanted, threads, size, drop_leaks)
+    if not pred:
+        rows = [row for result in results.values() for row in result.index_rows]
+        write_if_changed(out_dir / INDEX_FILE, index_text(rows))
+    manifest = _manifest(zip_path, out_dir, name, size, members, results, pred, drop_leaks)
+    _put_index(index, manifest, aside)
+    return manifest
+
+
+def _write_splits(zip_path, members, out_dir, wanted, threads, size, drop_leaks):
+    """Write each wanted split (train first: its exact hashes are the leaks of the others)."""
+    reader = ZipImageReader(zip_path, size, fingerprints="pred" not in wanted)
+    results: dict[str, SplitResult] = {}
+    leaks: frozenset[str] = frozenset()
     try:
         with strict_decoding():
             for split in wanted:
-                summary, split_resized, split_skipped = write_split(
-                    reader, splits[split], classes, out_dir, split, threads
+                results[split] = write_split(
+                    reader, members.splits[split], members.classes, out_dir, split, threads, leaks
                 )
-                summaries[split], resized = summary, resized + split_resized
-                skipped.extend(split_skipped)
+                if split == "train" and drop_leaks:
+                    leaks = frozenset(results["train"].exact)
+                elif results[split].dropped and not results[split].summary["count"]:
+                    raise HpstudyError(
+                        f"Every {split} image of {zip_path} is an exact copy of a training "
+                        "image, so `dataset.drop_leaks` left the split empty. Check the "
+                        "dataset (a test folder holding the training images?) or turn "
+                        "`dataset.drop_leaks` off."
+                    )
     finally:
         reader.close()
-    outputs = [name for summary in summaries.values() for name in (summary["x"], summary["y"])]
-    manifest = {
-        "name": name or zip_path.stem,
-        "image_size": size,
-        "classes": classes,
-        "splits": summaries,
-        "resized": resized,
+    return results
+
+
+def _manifest(zip_path, out_dir, name, size, members, results, pred, drop_leaks) -> dict:
+    """The manifest (or pred.json) of the written splits; keys appear only when they say
+    something (``split`` when a split was carved, ``leaks_dropped`` with ``drop_leaks``)."""
+    outputs = [result.summary[kind] for result in results.values() for kind in ("x", "y")]
+    skipped = list(members.skipped)
+    for result in results.values():
+        skipped.extend(result.skipped)
+    manifest = {"name": name or zip_path.stem, "image_size": size, "layout": members.layout}
+    if members.split and not pred:
+        manifest["split"] = dict(members.split)
+    manifest["classes"] = members.classes
+    manifest["splits"] = {split: result.summary for split, result in results.items()}
+    if drop_leaks and not pred:
+        manifest["leaks_dropped"] = {s: r.dropped for s, r in results.items() if s != "train"}
+    manifest |= {
+        "resized": sum(result.resized for result in results.values()),
         "skipped": sorted(skipped, key=lambda entry: entry["member"]),
         "sha256": {output: sha256_file(out_dir / output) for output in outputs},
         "bytes": {output: (out_dir / output).stat().st_size for output in outputs},
         "source": {"sha256": sha256_file(zip_path), "size_bytes": zip_path.stat().st_size},
     }
-    _put_index(index, manifest, aside)
     return manifest
 
 
@@ -387,21 +412,59 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pred", action="store_true", help="decode only the unlabelled seg_pred images"
     )
+    parser.add_argument(
+        "--test-fraction", type=float, default=0.2,
+        help="class folders only (no split folders): each class's share held out as test",
+    )  # fmt: skip
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.0,
+        help="each class's share of train held out as validation, unless the data brings a "
+        "val/ folder (0: none)",
+    )  # fmt: skip
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of every carved split")
+    parser.add_argument(
+        "--drop-leaks", action="store_true",
+        help="remove from test and val every exact copy of a training image",
+    )  # fmt: skip
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``hpstudy preprocess``."""
-    args = build_parser().parse_args(argv)
-    manifest = preprocess_archive(
-        args.archive, args.out_dir, args.size, args.threads, args.name, pred=args.pred
-    )
+def _report(args, manifest: dict) -> None:
+    """The log lines of ``hpstudy preprocess``: counts, layout, carved splits, leaks, skips."""
     counts = ", ".join(f"{split} {s['count']}" for split, s in manifest["splits"].items())
     print(
         f"hpstudy preprocess: {args.out_dir}: {counts} images in {len(manifest['classes'])} "
         f"classes; {manifest['resized']} resized, {len(manifest['skipped'])} skipped",
         file=sys.stderr,
     )
+    layout = manifest["layout"]
+    print(f"  layout: {LAYOUTS[layout]} ({layout})", file=sys.stderr)
+    if "split" in manifest:
+        settings = ", ".join(f"{key} {value}" for key, value in manifest["split"].items())
+        print(f"  splits carved here: {settings}", file=sys.stderr)
+    if args.val_fraction > 0 and "val_fraction" not in manifest.get("split", {}) and not args.pred:
+        print("  the data brings a validation folder: --val-fraction ignored", file=sys.stderr)
+    if "leaks_dropped" in manifest:
+        dropped = ", ".join(f"{n} from {split}" for split, n in manifest["leaks_dropped"].items())
+        print(f"  exact copies of training images dropped: {dropped}", file=sys.stderr)
     for entry in manifest["skipped"]:
         print(f"  skipped {entry['member']}: {entry['reason']}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``hpstudy preprocess``."""
+    args = build_parser().parse_args(argv)
+    manifest = preprocess_archive(
+        args.archive,
+        args.out_dir,
+        args.size,
+        args.threads,
+        args.name,
+        pred=args.pred,
+        test_fraction=args.test_fraction,
+        val_fraction=args.val_fraction,
+        split_seed=args.split_seed,
+        drop_leaks=args.drop_leaks,
+    )
+    _report(args, manifest)
     return 0
