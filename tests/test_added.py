@@ -49,7 +49,7 @@ def test_restore_knows_added_runs_and_removes_one_trained_with_other_settings(tm
     params = runs_dir / stale_run / "params.json"
     params.write_text(params.read_text().replace('"lr": 0.01', '"lr": 0.02'))
     added.write(
-        tmp_path / layout.added_file("final"), "final",
+        tmp_path / layout.selection_file("final-runs.json"), "final",
         [{"study": "lr", "settings": {"lr": 0.01, "epochs": 3}, "seed": s} for s in (0, 1, 2)],
     )  # fmt: skip
     found = restore.plan_restore(config, tmp_path)

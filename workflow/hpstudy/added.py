@@ -1,7 +1,8 @@
 """Runs that a step adds after the workflow was planned: the one mechanism behind the final
 runs (:mod:`hpstudy.selection`) and a search's trials.
 
-A Snakemake checkpoint writes an *added-runs file* (``<results>/added/<source>.json``): the
+A Snakemake checkpoint writes an *added-runs file* (``<results>/selection/final-runs.json``, a
+search's ``<results>/search/<name>/proposals/round-<r>.json``): the
 settings and seed of each run it wants, and the study it belongs to. The workflow reads the
 file once the checkpoint has run, checks the runs as it checks the config's own (:func:`read`),
 writes their settings files and asks for their ``summary.json``; the ``train`` rule then
@@ -23,18 +24,14 @@ from hpstudy.layout import Layout
 from hpstudy.plan import Run, make_run, run_problems
 
 
-def write(path: str | Path, source: str, runs: list[dict]) -> None:
-    """Write an added-runs file: ``runs`` holds ``{"study", "settings", "seed"}`` each."""
-    atomic_write_json(
-        path,
-        {
-            "source": source,
-            "runs": [
-                {"study": r["study"], "settings": r["settings"], "seed": int(r["seed"])}
-                for r in runs
-            ],
-        },
-    )
+def write(path: str | Path, source: str, runs: list[dict], **facts) -> None:
+    """Write an added-runs file, atomically: ``runs`` holds ``{"study", "settings", "seed"}``
+    each, plus whatever else the step keeps per run (a search's trial number); ``facts`` are
+    kept beside them."""
+    entries = [
+        {"study": r["study"], "settings": r["settings"], "seed": int(r["seed"]), **r} for r in runs
+    ]
+    atomic_write_json(path, {"source": source, **facts, "runs": entries})
 
 
 def read(path: str | Path, variant: str, dataset: dict) -> list[tuple[str, Run]]:
@@ -61,9 +58,8 @@ def read(path: str | Path, variant: str, dataset: dict) -> list[tuple[str, Run]]
 
 
 def files(layout: Layout, root: str | Path = ".") -> list[Path]:
-    """This config's added-runs files, in name order."""
-    folder = Path(root) / layout.added_dir()
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+    """This config's added-runs files (final runs, every search's proposals), in name order."""
+    return sorted(p for pattern in layout.added_globs() for p in Path(root).glob(pattern))
 
 
 def known(layout: Layout, variant: str, dataset: dict, root: str | Path = ".") -> dict[str, Run]:

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "restore": "hpstudy.restore",
     "select": "hpstudy.selection",
     "final": "hpstudy.selection:final_main",
+    "search": "hpstudy.search",
 }
 
 

@@ -150,6 +150,65 @@ def has_no_validation(dataset: dict) -> bool:
     return not dataset.get("val_fraction") and dataset["source"] in ("kaggle", "digits")
 
 
+def search_problems(config: dict) -> list[str]:
+    """What is wrong with the config's searches, found before any job runs."""
+    found = []
+    settings = schema.setting_names()
+    for name, spec in config.get("search", {}).items():
+        where = f"search.{name}"
+        if name in config["studies"]:
+            found.append(f"{where}: a study has the same name; rename one of them")
+        for key, dimension in spec["space"].items():
+            found += dimension_problems(f"{where}.space.{key}", key, dimension, settings)
+        if spec.get("halving") and "epochs" in spec.get("set", {}):
+            found.append(
+                f"{where}: set.epochs and halving both say how long trials train; with halving "
+                "the rungs decide (min_epochs x eta^rung): drop set.epochs"
+            )
+        if spec.get("halving") and "epochs" in spec["space"]:
+            found.append(f"{where}: with halving the rungs decide epochs; drop epochs from space")
+        if not spec.get("on_test") and has_no_validation(config["dataset"]):
+            found.append(
+                f"{where}: metric {spec['metric']} needs a validation split, and dataset.source "
+                f"{config['dataset']['source']} brings none while dataset.val_fraction is 0; set "
+                "dataset.val_fraction (e.g. 0.2) or, knowing that a setting searched on the "
+                f"test set has an optimistic test number, set {where}.on_test: true (every "
+                "output then says so)"
+            )
+    return found
+
+
+def dimension_problems(where: str, key: str, dimension: dict, settings: list[str]) -> list[str]:
+    """What makes one search dimension unusable: an unknown or execution-only setting, a
+    range on a setting that is not a number, an empty or inverted range, bad choices."""
+    if key not in settings:
+        return [f"{where}: {key!r} is not a training setting; {did_you_mean(key, settings)}"]
+    if schema.is_execution(key):
+        return [f"{where}: {key} changes how a run is computed, never its numbers: not searched"]
+    node = schema.setting_spec(key)
+    if "choices" in dimension:
+        return [
+            line
+            for i, choice in enumerate(dimension["choices"])
+            for line in violations(node, choice, prefix=f"{where}.choices[{i}]")
+        ]
+    if node.get("type") not in ("number", "integer"):
+        return [f"{where}: {key} is not a number; give it `choices` instead of a range"]
+    low, high = dimension["low"], dimension["high"]
+    out = [
+        line
+        for bound, value in (("low", low), ("high", high))
+        for line in violations(node, value, prefix=f"{where}.{bound}")
+    ]
+    if not low < high:
+        out.append(f"{where}: low ({low}) must be below high ({high})")
+    if dimension.get("log") and low <= 0:
+        out.append(f"{where}: a log range needs low > 0 (got {low})")
+    if node.get("type") == "integer" and not (float(low).is_integer() and float(high).is_integer()):
+        out.append(f"{where}: {key} is an integer setting; give whole-number bounds")
+    return out
+
+
 def fill_defaults(config: dict) -> dict:
     """A copy of ``config`` with each documented default filled in (top-level sections only).
 
@@ -169,6 +228,14 @@ def fill_defaults(config: dict) -> dict:
                     filled[key][sub] = copy.deepcopy(sub_prop["default"])
     for study in filled.get("studies", {}).values():
         study.setdefault("mode", "product")
+    search_node = full["definitions"]["search"]["properties"]
+    for search in filled.get("search", {}).values():
+        for key, prop in search_node.items():
+            if key not in search and "default" in prop:
+                search[key] = copy.deepcopy(prop["default"])
+        for dimension in search["space"].values():
+            if "low" in dimension:
+                dimension.setdefault("log", False)
     return filled
 
 
@@ -190,12 +257,24 @@ def validate_config(config: dict, source: str = "the config") -> dict:
     if lines:
         raise invalid(source, lines)
     filled = fill_defaults(config)
+    lines = search_problems(filled)
+    if lines:
+        raise invalid(source, lines)
     dataset = filled["dataset"]
     if dataset["source"] == "archive" and not dataset.get("archive"):
         raise HpstudyError(
             f"The configuration in {source} sets dataset.source: archive but no dataset.archive. "
             "Set dataset.archive to the path of the Kaggle zip you downloaded "
             "(intel-image-classification.zip), or use dataset.source: kaggle."
+        )
+    if dataset["source"] == "folder" and not (
+        dataset.get("path") and Path(dataset["path"]).expanduser().is_dir()
+    ):
+        raise HpstudyError(
+            f"The configuration in {source} sets dataset.source: folder, but dataset.path "
+            f"({dataset.get('path')!r}) is not an existing folder. Set dataset.path to the "
+            "folder holding your images (class folders, or train/ and test/ folders of class "
+            "folders; see config/README.md)."
         )
     selection = filled.get("selection")
     if selection is not None and not selection["on_test"] and has_no_validation(dataset):

@@ -17,6 +17,7 @@ single-seed; one seed never yields "no practical difference".
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -682,6 +683,42 @@ def selection_section(best: dict, final: pd.DataFrame | None) -> list[str]:
     return [*lines, ""]
 
 
+def audit_section(audit: dict, manifest: dict | None) -> list[str]:
+    """The data audit (audit.json): identical images, leakage, label conflicts, near
+    duplicates, with a few example paths; and what `drop_leaks` removed."""
+    counts, near = audit["counts"], audit["near_duplicates"]
+    lines = [
+        "## Data audit",
+        "",
+        f"{audit['summary']}, over {audit['images']} images (from `hpstudy audit`).",
+        "",
+        f"- identical-image groups: {counts['duplicate_groups']} "
+        f"({counts['images_in_duplicate_groups']} images)",
+        f"- groups spanning train and test/validation (leakage): {counts['cross_split_groups']}",
+        f"- groups under more than one class (label conflicts): {counts['label_conflict_groups']}",
+        f"- near-duplicate pairs (perceptual hashes at most {near['bits']} bits apart): "
+        f"{near['pairs']}, {near['cross_split_pairs']} of them across train and test/validation "
+        f"({near['low_variance_skipped']} low-variance images left out)",
+    ]
+    for key, title in (("cross_split_groups", "Leakage"), ("label_conflict_groups", "Conflicts")):
+        for group in audit[key][:3]:
+            lines.append(
+                f"- {title}: {group['count']} copies in {', '.join(group['splits'])} "
+                f"({', '.join(group['classes'])}), e.g. "
+                + ", ".join(f"`{m}`" for m in group["examples"])
+            )
+    dropped = (manifest or {}).get("leaks_dropped")
+    if dropped:
+        removed = ", ".join(f"{n} from {split}" for split, n in dropped.items())
+        lines.append(f"- `dataset.drop_leaks` removed exact copies of training images: {removed}")
+    elif counts["cross_split_groups"]:
+        lines.append(
+            "- Test accuracy counts images the model also trained on; `dataset.drop_leaks: "
+            "true` removes those copies from test and validation."
+        )
+    return [*lines, ""]
+
+
 def _values_text(values: dict) -> str:
     return ", ".join(f"{setting_label(k)} {format_value(v)}" for k, v in values.items())
 
@@ -759,10 +796,13 @@ def write_findings(
     margin: float = MARGIN,
     best: str | Path | None = None,
     final: str | Path | None = None,
+    audit: str | Path | None = None,
+    manifest: str | Path | None = None,
 ) -> list[Finding]:
     """Compute the verdicts from the tables in ``tables``; write ``findings.md`` and the
     verdict counts (``findings.json``) beside it. ``best`` (best.yaml) and ``final``
-    (final.csv) add the selection section."""
+    (final.csv) add the selection section, ``audit`` (audit.json, with the data's
+    ``manifest``) the data audit."""
     summary, metrics, comparison = read_tables(
         tables, "summary.csv", "metrics.csv", "comparison.csv"
     )
@@ -772,6 +812,9 @@ def write_findings(
     if best:
         final_rows = read_table(final) if final else None
         sections += selection_section(yaml.safe_load(Path(best).read_text()), final_rows)
+    if audit:
+        facts = json.loads(Path(manifest).read_text()) if manifest else None
+        sections += audit_section(json.loads(Path(audit).read_text()), facts)
     atomic_write_text(out, render_markdown(found, summary, comparison, sections))
     atomic_write_json(Path(out).with_name("findings.json"), {"verdicts": counts(found)})
     return found
@@ -785,9 +828,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margin", type=float, default=MARGIN, help="practical margin (fraction)")
     parser.add_argument("--best", help="best.yaml, for the selection section")
     parser.add_argument("--final", help="final.csv, for the final runs' test accuracy")
+    parser.add_argument("--audit", help="the data's audit.json, for the audit section")
+    parser.add_argument("--manifest", help="the data's manifest (what drop_leaks removed)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    found = write_findings(args.tables, args.out, args.runs_dir, args.margin, args.best, args.final)
+    found = write_findings(
+        args.tables,
+        args.out,
+        args.runs_dir,
+        args.margin,
+        args.best,
+        args.final,
+        args.audit,
+        args.manifest,
+    )
     for f in found:
         print(f"{f.verdict:>24}: {f.rule}: {f.claim}")
     return 0

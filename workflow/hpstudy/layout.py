@@ -4,13 +4,17 @@
 ::
 
     <data>/raw/<name>.zip, <name>.json                   the raw dataset and its sidecar
-    <data>/processed/<variant>/manifest.json, *_x.npy    decoded arrays of one data variant
+    <data>/processed/<variant>/manifest.json, *_x.npy    decoded arrays of one data variant,
+                               index.csv, audit.json     per-image fingerprints, the data audit
     <runs>/<variant>/<run name>/seed-<n>/                one run: params.json, metrics.csv,
                                                          summary.json, model.pt, train.log
     <checkpoints>/<variant>/<trajectory>/seed-<n>/       resume checkpoints of unfinished runs
     <checkpoints>/.locks/...                             one lock file per trajectory
     <results>/                                           one config's tables, figures, findings
-    <results>/added/<source>.json                        runs a checkpoint added (final runs)
+    <results>/selection/                                 best.yaml, final.csv, final-runs.json
+    <results>/search/<name>/                             a search: proposals/ and results/ per
+                                                         round, trials.csv, its tables, best.yaml,
+                                                         journal.log, figures/
 
 Runs are pooled per data variant (the dataset and every preprocessing setting), so configs
 that share a run share its folder, while each config's tables and figures stay in its own
@@ -35,6 +39,7 @@ RESULT_FILES = (
     "comparison.csv", "comparison.json", "findings.md", "findings.json",
 )  # fmt: skip
 ARRAY_FILES = ("train_x.npy", "train_y.npy", "test_x.npy", "test_y.npy")
+VAL_FILES = ("val_x.npy", "val_y.npy")  # with dataset.val_fraction (or the data's own val/)
 PRED_FILES = ("pred_x.npy", "pred_y.npy", "pred.json")
 
 
@@ -84,6 +89,14 @@ class Layout:
         """The data variant's array files."""
         return [f"{self.processed(variant)}/{name}" for name in files]
 
+    def index(self, variant: str) -> str:
+        """The data variant's per-image fingerprints (what the audit reads)."""
+        return f"{self.processed(variant)}/index.csv"
+
+    def audit(self, variant: str) -> str:
+        """The data audit, beside the manifest (never an input of a training job)."""
+        return f"{self.processed(variant)}/audit.json"
+
     def weights_file(self, model: str, file: str) -> str:
         """Where the local rule puts ``model``'s ImageNet weights (``file``: torchvision's own
         name for them, which carries the start of their sha256)."""
@@ -115,13 +128,33 @@ class Layout:
         """One figure of a study."""
         return f"{self.results}/figures/{study}/{kind}.{ext}"
 
-    def added_dir(self) -> str:
-        """Where checkpoints of this config write the runs they add (:mod:`hpstudy.added`)."""
-        return f"{self.results}/added"
+    def selection_file(self, name: str) -> str:
+        """A file of the selection step: ``best.yaml``, ``final.csv``, ``final-runs.json``."""
+        return f"{self.results}/selection/{name}"
 
-    def added_file(self, source: str) -> str:
-        """One added-runs file, e.g. ``added_file("final")``."""
-        return f"{self.added_dir()}/{source}.json"
+    def added_globs(self) -> tuple[str, ...]:
+        """Every added-runs file of this config (final runs, search proposals), as globs."""
+        return (
+            f"{self.results}/selection/*-runs.json",
+            f"{self.results}/search/*/proposals/round-*.json",
+        )
+
+    def optional_dirs(self) -> tuple[str, ...]:
+        """The folders of the optional steps (selection, searches): always present, so that
+        DVC can track them whether or not a config uses the steps."""
+        return (f"{self.results}/selection", f"{self.results}/search")
+
+    def search_file(self, search: str, name: str) -> str:
+        """One file of a search, e.g. ``search_file("s", "trials.csv")``."""
+        return f"{self.results}/search/{search}/{name}"
+
+    def proposals(self, search: str, round_: int | str) -> str:
+        """A search round's proposals (an added-runs file)."""
+        return self.search_file(search, f"proposals/round-{round_}.json")
+
+    def search_results(self, search: str, round_: int | str) -> str:
+        """A search round's results: each trial's metric."""
+        return self.search_file(search, f"results/round-{round_}.json")
 
     def overview_figure(self, kind: str, ext: str = "png") -> str:
         """A figure of the whole sweep (e.g. the reproduction overview)."""

@@ -33,7 +33,7 @@ from hpstudy.layout import RUN_OUTPUTS, Layout
 from hpstudy.plan import Run, build_plan, data_variant
 
 # raw-data facts `hpstudy fetch` records that also decide the processed arrays
-RAW_FACTS = ("source", "test_fraction", "split_seed")
+RAW_FACTS = ("source", "path", "test_fraction", "split_seed")
 METADATA_DIR = Path(".snakemake") / "metadata"
 
 

@@ -11,7 +11,11 @@ from hpstudy.layout import Layout
 # swept settings whose studies also get an epoch-time and a cost figure
 TIME_PARAMS = frozenset({"batch_size", "kernel_width"})
 COST_PARAMS = frozenset({"kernel_width"})
-FIGURE_KINDS = ("curves", "accuracy", "confusion", "epoch_time", "cost", "post", "heatmap")
+FIGURE_KINDS = (
+    "curves", "accuracy", "confusion", "epoch_time", "cost", "post", "parallel_coordinates",
+    "importance", "heatmap",
+)  # fmt: skip
+SEARCH_FIGURES = ("history", "parallel_coordinates", "importance")  # a search's figures
 OVERVIEW_KINDS = ("reproduction",)  # figures of the whole sweep, not of one study
 # a study of two settings gets `heatmap`; of three or more, one `heatmap-<a>-<b>` per pair
 KIND_PATTERN = "|".join(FIGURE_KINDS[:-1]) + "|heatmap(-[a-z0-9_]+-[a-z0-9_]+)?"
@@ -36,6 +40,8 @@ def figure_kinds(params: list[str], compared: bool) -> list[str]:
     """The figure kinds of a study sweeping ``params``; ``compared`` adds the figure beside
     the post's own runs (only where some of its runs match one)."""
     kinds = ["curves", "accuracy", "confusion", *heatmap_kinds(params)]
+    if len(params) >= 2:  # what a grid explored: every run's settings, each one's importance
+        kinds += ["parallel_coordinates", "importance"]
     if TIME_PARAMS & set(params):
         kinds.append("epoch_time")
     if COST_PARAMS & set(params):

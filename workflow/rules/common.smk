@@ -27,9 +27,11 @@ from hpstudy import layout as paths
 from hpstudy.config import validate_config
 from hpstudy.errors import HpstudyError
 from hpstudy.failures import reprint_failures
+from hpstudy.fetch import folder_digest
 from hpstudy.models.catalog import weights_info
 from hpstudy.plan import build_plan, write_membership, write_run_specs
-from hpstudy.targets import figure_targets
+from hpstudy.search import search_config
+from hpstudy.targets import SEARCH_FIGURES, figure_targets
 
 CONFIG_SOURCE = " + ".join(
     map(str, workflow.overwrite_configfiles or ["config/config.yaml"])
@@ -53,6 +55,8 @@ HPSTUDY = "python -m hpstudy"
 # the workflow again and finds the files its submitting process wrote.
 if not workflow.remote_exec:
     write_run_specs(RUNS.values(), LAYOUT)
+    for folder in LAYOUT.optional_dirs():  # tracked by DVC, used or not
+        os.makedirs(folder, exist_ok=True)
 MEMBERSHIP = write_membership(PLAN)
 
 
@@ -70,10 +74,38 @@ wildcard_constraints:
 # Selection and the final runs (select.smk), when the config asks for them
 SELECTION = config.get("selection")
 FINAL = config.get("final")
-BEST = LAYOUT.table("best.yaml")
-FINAL_RUNS = LAYOUT.added_file("final")
-FINAL_TABLE = LAYOUT.table("final.csv")
+BEST = LAYOUT.selection_file("best.yaml")
+FINAL_RUNS = LAYOUT.selection_file("final-runs.json")
+FINAL_TABLE = LAYOUT.selection_file("final.csv")
 SELECTED = [BEST] * bool(SELECTION) + [FINAL_TABLE] * bool(FINAL)
+
+# Adaptive searches (search.smk): what a finished search writes into its folder
+SEARCHES = config.get("search", {})
+SEARCH_FILES = (
+    "trials.csv", "best.yaml", "journal.log", "metrics.csv", "summary.csv", "summary.json",
+    "seed_summary.csv", "headline.json",
+)  # fmt: skip
+
+
+def search_targets():
+    """Every search's files and figures."""
+    return [
+        LAYOUT.search_file(name, file)
+        for name in SEARCHES
+        for file in (
+            *SEARCH_FILES,
+            *(
+                f"figures/{kind}.{ext}"
+                for kind in SEARCH_FIGURES
+                for ext in ("png", "svg")
+            ),
+        )
+    ]
+
+
+def search_config_json(name):
+    """The part of the config a search's steps read, as their params (a change reruns them)."""
+    return json.dumps(search_config(config, name))
 
 
 def run_targets():
@@ -83,15 +115,38 @@ def run_targets():
 
 def results_targets():
     """This config's tables, findings and figures (and TensorBoard folders when enabled)."""
-    tables = [LAYOUT.table(name) for name in paths.RESULT_FILES] + SELECTED
+    tables = (
+        [LAYOUT.table(name) for name in paths.RESULT_FILES]
+        + SELECTED
+        + search_targets()
+    )
     figures = figure_targets(LAYOUT, PLAN, DATASET)
     boards = [f"{LAYOUT.results}/tensorboard/{rid}" for rid in RUNS]
     return tables + figures + (boards if config["tensorboard"] else [])
 
 
 def archive_input(wildcards):
-    """The user's local zip when dataset.source is `archive` (a newer copy refetches)."""
-    return DATASET["archive"] if DATASET["source"] == "archive" else []
+    """The user's local zip when dataset.source is `archive` (a newer copy refetches); a
+    folder is no input (Snakemake cannot see files change inside it): see folder_digest.
+    """
+    archive = DATASET["archive"] if DATASET["source"] == "archive" else None
+    return archive if archive and not os.path.isdir(archive) else []
+
+
+def local_folder():
+    """The folder of images the raw zip is packed from (dataset.path, or a folder given as
+    dataset.archive), or None."""
+    if DATASET["source"] == "folder":
+        return DATASET["path"]
+    archive = DATASET["archive"] if DATASET["source"] == "archive" else None
+    return archive if archive and os.path.isdir(archive) else None
+
+
+def folder_param():
+    """The folder's digest (its listing: paths, sizes, modification times), so a changed
+    folder is packed again; empty for other sources."""
+    folder = local_folder()
+    return f"folder {folder_digest(folder)}" if folder else ""
 
 
 def run_of(wildcards):
@@ -133,6 +188,15 @@ def known_run(wildcards):
 def final_summaries(wildcards):
     """The final runs' summaries, once selection (a checkpoint) has said which runs they are."""
     runs = register_added(checkpoints.select.get().output.runs)
+    return [LAYOUT.run_file(run.run_id, "summary.json") for run in runs]
+
+
+def trial_summaries(wildcards):
+    """A search round's trial summaries, once its checkpoint has proposed the trials."""
+    proposals = checkpoints.search_round.get(
+        search=wildcards.search, round=wildcards.round
+    )
+    runs = register_added(proposals.output[0])
     return [LAYOUT.run_file(run.run_id, "summary.json") for run in runs]
 
 

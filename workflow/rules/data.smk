@@ -1,5 +1,6 @@
-# Data: obtain the raw Kaggle-layout zip (Kaggle API, a local copy, or the offline digits),
-# then decode it once into uint8 arrays that every training job loads.
+# Data: obtain the raw zip (Kaggle API, a local zip or folder, or the offline digits), decode
+# it once into uint8 arrays that every training job loads (and fingerprint every image), then
+# audit the fingerprints: duplicates, leakage across splits, conflicting labels.
 
 
 # Internet-bound: runs on the machine snakemake was started on (cluster login node).
@@ -25,9 +26,18 @@ rule fetch_data:
         archive=lambda wildcards, input: (
             f"--archive {shlex.quote(input.archive)}" if input.archive else ""
         ),
+        # a local folder: its path, and its digest so that a changed folder is packed again
+        folder=(
+            f"--{'path' if DATASET['source'] == 'folder' else 'archive'}"
+            f" {shlex.quote(local_folder())}"
+            if local_folder()
+            else ""
+        ),
+        folder_digest=lambda wildcards: folder_param(),
     shell:
         "python -m hpstudy fetch --source {params.source} --out {output.zip}"
-        " --kaggle-dataset {params.kaggle_dataset} {params.split} {params.archive} > {log} 2>&1"
+        " --kaggle-dataset {params.kaggle_dataset} {params.split} {params.archive}"
+        " {params.folder} > {log} 2>&1"
 
 
 rule preprocess:
@@ -36,6 +46,8 @@ rule preprocess:
     output:
         manifest=LAYOUT.manifest(VARIANT),
         arrays=LAYOUT.arrays(VARIANT),
+        val=LAYOUT.arrays(VARIANT, paths.VAL_FILES) if DATASET["val_fraction"] else [],
+        index=LAYOUT.index(VARIANT),
     log:
         f"{LAYOUT.data}/logs/preprocess-{VARIANT}.log",
     conda:
@@ -47,9 +59,33 @@ rule preprocess:
         size=DATASET["image_size"],
         name=DATASET["name"],
         out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
+        split=(
+            f"--test-fraction {DATASET['test_fraction']}"
+            f" --val-fraction {DATASET['val_fraction']} --split-seed {DATASET['split_seed']}"
+        ),
+        drop_leaks="--drop-leaks" if DATASET["drop_leaks"] else "",
     shell:
         "python -m hpstudy preprocess --archive {input.zip} --out-dir {params.out_dir}"
-        " --size {params.size} --name {params.name} --threads {threads} > {log} 2>&1"
+        " --size {params.size} --name {params.name} {params.split} {params.drop_leaks}"
+        " --threads {threads} > {log} 2>&1"
+
+
+# Beside the manifest, never an input of a training job: a changed threshold retrains nothing.
+rule audit:
+    input:
+        index=LAYOUT.index(VARIANT),
+    output:
+        LAYOUT.audit(VARIANT),
+    log:
+        f"{LAYOUT.data}/logs/audit-{VARIANT}.log",
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        near_bits=config["audit"]["near_duplicate_bits"],
+    shell:
+        "python -m hpstudy audit --data-dir $(dirname {input.index})"
+        " --near-duplicate-bits {params.near_bits} --out {output} > {log} 2>&1"
 
 
 # Opt-in (dataset.pred: true): the unlabelled seg_pred images, which nothing trains on.

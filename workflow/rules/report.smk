@@ -77,6 +77,8 @@ rule findings:
     input:
         **TABLES,
         selected=SELECTED,
+        audit=LAYOUT.audit(VARIANT),
+        manifest=LAYOUT.manifest(VARIANT),
     output:
         findings=report(
             LAYOUT.table("findings.md"),
@@ -96,7 +98,8 @@ rule findings:
         + (f" --final {FINAL_TABLE}" if FINAL else ""),
     shell:
         f"{HPSTUDY} findings --tables {LAYOUT.results} --runs-dir {LAYOUT.runs}"
-        " --margin {params.margin}{params.selected} --out {output.findings} > {log} 2>&1"
+        " --margin {params.margin}{params.selected} --audit {input.audit}"
+        " --manifest {input.manifest} --out {output.findings} > {log} 2>&1"
 
 
 rule figure:

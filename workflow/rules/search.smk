@@ -1,0 +1,94 @@
+# Adaptive searches (config `search:`; hpstudy.search). Round r of a search is a checkpoint that
+# writes its trials (a proposals file, also an added-runs file); the train rule trains them as
+# ordinary runs; `search_tell` collects their metric for the next round. A dry run therefore
+# shows jobs only up to the first round whose proposals are not written yet.
+
+
+wildcard_constraints:
+    search="|".join(SEARCHES) or "no-search",
+    round="[0-9]+",
+    search_kind="|".join(SEARCH_FIGURES),
+
+
+checkpoint search_round:
+    input:
+        results=lambda wildcards: [
+            LAYOUT.search_results(wildcards.search, k)
+            for k in range(int(wildcards.round))
+        ],
+    output:
+        LAYOUT.proposals("{search}", "{round}"),
+    log:
+        LAYOUT.log("search/{search}/round-{round}"),
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        config=lambda wildcards: search_config_json(wildcards.search),
+    shell:
+        f"{HPSTUDY} search propose --config {{params.config:q}} --search {{wildcards.search}}"
+        " --round {wildcards.round} --results {input.results} --out {output} > {log} 2>&1"
+
+
+rule search_tell:
+    input:
+        proposals=LAYOUT.proposals("{search}", "{round}"),
+        summaries=trial_summaries,
+    output:
+        LAYOUT.search_results("{search}", "{round}"),
+    log:
+        LAYOUT.log("search/{search}/tell-{round}"),
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        config=lambda wildcards: search_config_json(wildcards.search),
+    shell:
+        f"{HPSTUDY} search tell --config {{params.config:q}} --search {{wildcards.search}}"
+        " --proposals {input.proposals} --summaries {input.summaries} --out {output}"
+        " > {log} 2>&1"
+
+
+rule search_finish:
+    input:
+        results=lambda wildcards: [
+            LAYOUT.search_results(wildcards.search, k)
+            for k in range(SEARCHES[wildcards.search]["rounds"])
+        ],
+    output:
+        **{
+            name.replace(".", "_"): LAYOUT.search_file("{search}", name)
+            for name in SEARCH_FILES
+        },
+    log:
+        LAYOUT.log("search/{search}/finish"),
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        config=lambda wildcards: search_config_json(wildcards.search),
+    shell:
+        f"{HPSTUDY} search finish --config {{params.config:q}} --search {{wildcards.search}}"
+        " --results {input.results} --out $(dirname {output.trials_csv}) > {log} 2>&1"
+
+
+rule search_figure:
+    input:
+        trials=LAYOUT.search_file("{search}", "trials.csv"),
+        summary=LAYOUT.search_file("{search}", "summary.csv"),
+    output:
+        png=report(
+            LAYOUT.search_file("{search}", "figures/{search_kind}.png"),
+            caption="../report/search_figure.rst",
+            category="Search {search}",
+            labels={"search": "{search}", "figure": "{search_kind}"},
+        ),
+        svg=LAYOUT.search_file("{search}", "figures/{search_kind}.svg"),
+    log:
+        LAYOUT.log("search/{search}/figures/{search_kind}"),
+    localrule: True
+    conda:
+        CONDA_ENV
+    shell:
+        f"{HPSTUDY} figures --kind {{wildcards.search_kind}} --study {{wildcards.search}}"
+        " --tables $(dirname {input.trials}) --out {output.png} > {log} 2>&1"
