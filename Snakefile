@@ -33,6 +33,12 @@ rule all:
     localrule: True
 
 
+# The folders of the optional steps (selection, searches) exist, used or not: DVC tracks them.
+onstart:
+    for folder in LAYOUT.optional_dirs():
+        os.makedirs(folder, exist_ok=True)
+
+
 # Snakemake's own summary scrolls a job's one-paragraph error away: say it again, last.
 onerror:
     reprint_failures(log)

@@ -55,8 +55,6 @@ HPSTUDY = "python -m hpstudy"
 # the workflow again and finds the files its submitting process wrote.
 if not workflow.remote_exec:
     write_run_specs(RUNS.values(), LAYOUT)
-    for folder in LAYOUT.optional_dirs():  # tracked by DVC, used or not
-        os.makedirs(folder, exist_ok=True)
 MEMBERSHIP = write_membership(PLAN)
 
 
