@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "select": "hpstudy.selection",
     "final": "hpstudy.selection:final_main",
     "search": "hpstudy.search",
+    "diff": "hpstudy.diff",
 }
 
 
