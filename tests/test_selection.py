@@ -86,6 +86,7 @@ def test_loss_metric_picks_the_lowest_and_best_epoch_sets_the_final_length(tmp_p
     assert [r["seed"] for r in runs] == [4, 5]
     assert runs[0]["settings"] == {
         "lr": 0.01, "epochs": 3, "train_on": "train+val", "early_stopping": None,
+        "keep_checkpoint": False,
     }  # fmt: skip
 
 

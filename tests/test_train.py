@@ -465,3 +465,24 @@ def test_early_stopping_without_a_validation_split_is_refused(tmp_path, tiny):
     spec = run_spec(tmp_path, early_stopping={"patience": 2})
     with pytest.raises(HpstudyError, match="no validation split.*dataset.val_fraction"):
         train(spec, tiny, tmp_path / "out")
+
+
+def test_a_run_extended_from_a_shorter_ones_checkpoint_equals_a_fresh_longer_run(
+    tmp_path, tiny, caplog
+):
+    """What successive halving relies on: a survivor continues its shorter run's trajectory."""
+    short = run_spec(tmp_path / "ext", epochs=1, flip=True, keep_checkpoint=True)
+    train(short, tiny, tmp_path / "ext" / "short", threads=1)
+    longer = run_spec(tmp_path / "ext", epochs=3, flip=True, keep_checkpoint=True)
+    assert longer["run_id"] != short["run_id"]
+    assert longer["checkpoint_dir"] == short["checkpoint_dir"]  # keyed by the trajectory
+    with caplog.at_level(logging.INFO, logger="hpstudy"):
+        train(longer, tiny, tmp_path / "ext" / "long", threads=1)
+    assert "after epoch 1" in caplog.text and "resuming" in caplog.text
+    _, _, fresh = run(tmp_path / "fresh", tiny, epochs=3, flip=True)
+    extended = untimed(read_metrics(tmp_path / "ext" / "long" / "metrics.csv"))
+    assert extended == untimed(read_metrics(fresh / "metrics.csv"))
+    assert extended[0] == untimed(read_metrics(tmp_path / "ext" / "short" / "metrics.csv"))[0]
+    weights = [torch.load(p / "model.pt", weights_only=True)
+               for p in (tmp_path / "ext" / "long", fresh)]  # fmt: skip
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -144,9 +144,13 @@ class Layout:
         DVC can track them whether or not a config uses the steps."""
         return (f"{self.results}/selection", f"{self.results}/search")
 
+    def search_dir(self, search: str) -> str:
+        """A search's folder."""
+        return f"{self.results}/search/{search}"
+
     def search_file(self, search: str, name: str) -> str:
         """One file of a search, e.g. ``search_file("s", "trials.csv")``."""
-        return f"{self.results}/search/{search}/{name}"
+        return f"{self.search_dir(search)}/{name}"
 
     def proposals(self, search: str, round_: int | str) -> str:
         """A search round's proposals (an added-runs file)."""

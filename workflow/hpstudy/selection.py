@@ -7,6 +7,8 @@ runner-up, and whether the two are separable (the 95 % interval of their differe
 zero). Without validation numbers selection refuses, unless ``selection.on_test: true``: then it
 selects on the test split and every output says so.
 
+A search (:mod:`hpstudy.search`) takes part as one more study: its trials are its points.
+
 ``final`` retrains each winner (``final.seeds``, on ``final.train_on``, for the selected number
 of epochs, early stopping off) and evaluates it on the test split once: ``final.csv`` holds the
 number a paper would report. Those runs did not exist when the workflow was planned: ``hpstudy
@@ -145,7 +147,7 @@ def select(summary: pd.DataFrame, metrics: pd.DataFrame, selection: dict) -> tup
 
 def final_runs(best: dict, winner_settings: dict[str, dict], final: dict) -> list[dict]:
     """The final runs: each winner retrained on ``final.train_on`` for the selected number of
-    epochs, early stopping off, once per final seed."""
+    epochs, early stopping off, keeping no checkpoint, once per final seed."""
     runs = []
     for study, chosen in best["studies"].items():
         settings = {
@@ -153,6 +155,7 @@ def final_runs(best: dict, winner_settings: dict[str, dict], final: dict) -> lis
             "epochs": chosen["epochs"],
             "train_on": final.get("train_on", "train+val"),
             "early_stopping": None,
+            "keep_checkpoint": False,  # a halving search's winner kept its; a final run needs none
         }
         runs += [
             {"study": study, "settings": settings, "seed": seed}
@@ -220,9 +223,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--selection", default="{}", help="the config's selection block (JSON)")
     parser.add_argument("--final", help="the config's final block (JSON)")
     parser.add_argument("--added-out", help="the added-runs file for the final runs")
+    parser.add_argument(
+        "--search-tables",
+        nargs="*",
+        action="extend",
+        default=[],
+        help="each search's folder: its trials compete as one more study",
+    )
     parser.add_argument("--out", required=True, help="best.yaml")
     args = parser.parse_args(argv)
-    summary, metrics = read_tables(Path(args.tables), "summary.csv", "metrics.csv")
+    frames = [read_tables(Path(f), "summary.csv", "metrics.csv") for f in
+              [args.tables, *args.search_tables]]  # fmt: skip
+    summary = pd.concat([f[0] for f in frames], ignore_index=True)
+    metrics = pd.concat([f[1] for f in frames], ignore_index=True)
     best, winners = select(summary, metrics, json.loads(args.selection))
     if args.final is not None:
         if not args.added_out:

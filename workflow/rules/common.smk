@@ -79,6 +79,10 @@ SELECTED = [BEST] * bool(SELECTION) + [FINAL_TABLE] * bool(FINAL)
 
 # Adaptive searches (search.smk): what a finished search writes into its folder
 SEARCHES = config.get("search", {})
+# selection's option naming each search's folder (its trials compete as one more study)
+SEARCH_TABLES_ARG = "".join(
+    f" --search-tables {LAYOUT.search_dir(n)}" for n in SEARCHES
+)
 SEARCH_FILES = (
     "trials.csv", "best.yaml", "journal.log", "metrics.csv", "summary.csv", "summary.json",
     "seed_summary.csv", "headline.json",

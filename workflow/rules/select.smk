@@ -11,6 +11,11 @@ if FINAL:
         input:
             summary=TABLES["summary.csv"],
             metrics=TABLES["metrics.csv"],
+            searches=[
+                LAYOUT.search_file(name, table)
+                for name in SEARCHES
+                for table in ("summary.csv", "metrics.csv")
+            ],
         output:
             best=report(
                 BEST,
@@ -27,9 +32,10 @@ if FINAL:
         params:
             selection=json.dumps(SELECTION),
             final=json.dumps(FINAL),
+            searches=SEARCH_TABLES_ARG,
         shell:
             f"{HPSTUDY} select --tables {LAYOUT.results} --runs-dir {LAYOUT.runs}"
-            " --selection {params.selection:q} --final {params.final:q}"
+            " --selection {params.selection:q} --final {params.final:q}{params.searches}"
             " --added-out {output.runs} --out {output.best} > {log} 2>&1"
 
     rule final_table:
@@ -59,6 +65,11 @@ elif SELECTION:
         input:
             summary=TABLES["summary.csv"],
             metrics=TABLES["metrics.csv"],
+            searches=[
+                LAYOUT.search_file(name, table)
+                for name in SEARCHES
+                for table in ("summary.csv", "metrics.csv")
+            ],
         output:
             best=report(
                 BEST,
@@ -73,6 +84,8 @@ elif SELECTION:
             CONDA_ENV
         params:
             selection=json.dumps(SELECTION),
+            searches=SEARCH_TABLES_ARG,
         shell:
             f"{HPSTUDY} select --tables {LAYOUT.results} --runs-dir {LAYOUT.runs}"
-            " --selection {params.selection:q} --out {output.best} > {log} 2>&1"
+            " --selection {params.selection:q}{params.searches} --out {output.best}"
+            " > {log} 2>&1"
