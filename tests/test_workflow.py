@@ -325,3 +325,50 @@ def test_configs_side_by_side_in_one_checkout_share_equal_runs_and_nothing_else(
     assert planned_runs(seed) and all(
         r.startswith("intel-image-classification-150/") for r in planned_runs(seed)
     )
+
+
+@pytest.mark.slow
+def test_a_folder_of_class_folders_gets_splits_an_audit_a_winner_and_its_test_number(tmp_path):
+    """What a user with their own images does: point `dataset` at the folder, ask for a
+    validation split, selection and a final run."""
+    from zipfactory import image_bytes, photo_like, write_folder
+
+    workdir = copy_repo(tmp_path / "repo")
+    rng = np.random.default_rng(0)
+    members = [
+        (f"{cls}/img-{i:02d}.{'png' if i % 3 == 0 else 'jpg'}",
+         image_bytes(photo_like(rng, (48, 48)), "PNG" if i % 3 == 0 else "JPEG"))
+        for cls in ("cats", "dogs", "owls") for i in range(20)
+    ]  # fmt: skip
+    members.append(("dogs/copy-of-a-cat.jpg", members[1][1]))  # one image under two labels
+    folder = write_folder(tmp_path / "my-images", members)
+    config = workdir / "config" / "mine.yaml"
+    config.write_text(yaml.safe_dump({
+        "dataset": {"source": "folder", "path": str(folder), "name": "mine", "image_size": 40,
+                    "val_fraction": 0.25},
+        "paths": {"results": "results/mine"},
+        "train": {"epochs": 1, "batch_size": 16, "lr": 1e-3},
+        "seeds": [0, 1],
+        "studies": {"lr": {"param": "lr", "values": [1e-4, 1e-3]}},
+        "selection": {"metric": "val_acc"},
+        "final": {"seeds": [0]},
+    }))  # fmt: skip
+    snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    processed = workdir / "data/processed/mine-40-val0.25"
+    manifest = json.loads((processed / "manifest.json").read_text())
+    assert manifest["layout"] == "class-folders" and manifest["classes"] == ["cats", "dogs", "owls"]
+    counts = {split: manifest["splits"][split]["count"] for split in ("train", "val", "test")}
+    assert counts == {"train": 37, "val": 12, "test": 12}  # per class: 20% test, 25% of the rest
+    audit = json.loads((processed / "audit.json").read_text())
+    assert audit["counts"]["label_conflict_groups"] == 1
+    best = yaml.safe_load((workdir / "results/mine/selection/best.yaml").read_text())
+    assert best["selected_on"] == "validation" and best["studies"]["lr"]["winner"]["seeds"] == 2
+    final = pd.read_csv(workdir / "results/mine/selection/final.csv")
+    assert final["test_acc_mean"].between(0, 1).all() and (final["train_on"] == "train+val").all()
+    findings = (workdir / "results/mine/findings.md").read_text()
+    assert "## Data audit" in findings and "conflicting labels" in findings
+    # a changed folder is packed again (Snakemake cannot see into a folder: its listing's
+    # digest is the fetch rule's param)
+    write_folder(folder, [("owls/new.jpg", image_bytes(photo_like(rng, (48, 48)), "JPEG"))])
+    proc = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config))
+    assert "rule fetch_data" in proc.stdout + proc.stderr
