@@ -114,6 +114,7 @@ def write_run(
         "mean_epoch_time_s": float(np.mean(times)), "param_count": param_count,
         "conv_param_count": conv, "fc_param_count": param_count - conv,
         "peak_memory_mb": float(max(memory)), "device": "cpu", "device_name": "test cpu",
+        "precision": "fp32",
         "torch_version": "0", "git_revision": "abc", "params": params,
     }  # fmt: skip
     run_dir = Path(runs_dir) / run_id

@@ -37,8 +37,8 @@ SUMMARY_KEYS = {
     "best_val_acc", "best_val_epoch", "min_val_loss", "min_val_loss_epoch", "kept_epoch",
     "stopped_early", "epochs_completed", "diverged",
     "diverged_epoch", "diverged_reason", "total_time_s", "mean_epoch_time_s", "param_count",
-    "conv_param_count", "fc_param_count", "device", "device_name", "torch_version", "git_revision",
-    "peak_memory_mb", "params",
+    "conv_param_count", "fc_param_count", "device", "device_name", "precision", "torch_version",
+    "git_revision", "peak_memory_mb", "params",
 }  # fmt: skip
 CPU = torch.device("cpu")
 
@@ -486,3 +486,30 @@ def test_a_run_extended_from_a_shorter_ones_checkpoint_equals_a_fresh_longer_run
     weights = [torch.load(p / "model.pt", weights_only=True)
                for p in (tmp_path / "ext" / "long", fresh)]  # fmt: skip
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_auto_precision_is_resolved_where_planned_recorded_and_never_resumed_across(
+    tmp_path, tiny, monkeypatch
+):
+    monkeypatch.setenv("HPSTUDY_CPU_BF16", "1")  # this CPU computes bf16 (or is told so)
+    auto = run_spec(tmp_path / "a", epochs=1, precision="auto", keep_checkpoint=True)
+    assert auto["settings"]["precision"] == "bf16" and "prec-bf16" in auto["run_id"]
+    fp32 = run_spec(tmp_path / "a", epochs=1)
+    assert auto["checkpoint_dir"] != fp32["checkpoint_dir"]  # never resumed under another
+    summary = train(auto, tiny, tmp_path / "a" / "out", threads=1)
+    assert summary["precision"] == "bf16" and math.isfinite(summary["final_train_loss"])
+    monkeypatch.setenv("HPSTUDY_CPU_BF16", "0")
+    assert run_spec(tmp_path / "b", epochs=1, precision="auto")["run_id"] == fp32["run_id"]
+    with pytest.raises(HpstudyError, match="precision: bf16 cannot run on this CPU"):
+        train(auto, tiny, tmp_path / "b" / "out", threads=1)
+
+
+def test_compile_changes_no_identity_and_saves_the_uncompiled_weights(tmp_path, tiny):
+    spec = run_spec(tmp_path, epochs=1, compile=True)
+    assert spec["run_id"] == run_spec(tmp_path, epochs=1)["run_id"]  # execution only
+    summary = train(spec, tiny, tmp_path / "out", threads=1)
+    weights = torch.load(tmp_path / "out" / "model.pt", weights_only=True)
+    assert not any(key.startswith("_orig_mod") for key in weights)
+    model = build_model(spec["settings"], 6, 16)
+    model.load_state_dict(weights)
+    assert 0 <= summary["final_test_acc"] <= 1

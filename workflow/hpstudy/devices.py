@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -27,11 +28,13 @@ LOG = logging.getLogger("hpstudy.devices")
 
 @dataclass
 class GpuClaim:
-    """A GPU won by this process; the open lock file keeps it ours until the process ends."""
+    """A (GPU, slot) won by this process; the open lock file keeps it ours until the process
+    ends."""
 
     index: int
     lock_path: Path
     fd: int
+    slot: int = 0
 
 
 _HELD: list[GpuClaim] = []  # keeps the lock fds referenced for the life of the process
@@ -77,12 +80,15 @@ def _try_lock(path: Path) -> int | None:
     return fd
 
 
-def claim_gpu(wait_s: float | None = None, poll_s: float = 0.5) -> GpuClaim | None:
-    """Take a free GPU for this process and set ``CUDA_VISIBLE_DEVICES`` to it.
+def claim_gpu(wait_s: float | None = None, poll_s: float = 0.5, slots: int = 1) -> GpuClaim | None:
+    """Take a free (GPU, slot) for this process and set ``CUDA_VISIBLE_DEVICES`` to the GPU.
 
-    Returns None (and changes nothing) when ``CUDA_VISIBLE_DEVICES`` is already set, e.g. by
-    SLURM, or when the machine has no GPU. When every GPU is taken it waits, polling, up to
-    ``wait_s`` seconds (default ``HPSTUDY_GPU_WAIT_S`` or forever), then raises HpstudyError.
+    Each GPU has ``slots`` places (``gpu_slots``: runs sharing one GPU), one lock file each;
+    places are tried slot by slot across the GPUs (slot 0 of every GPU, then slot 1, ...), so
+    concurrent jobs spread evenly over the GPUs. Returns None (and changes nothing) when
+    ``CUDA_VISIBLE_DEVICES`` is already set, e.g. by SLURM, or when the machine has no GPU.
+    When every place is taken it waits, polling, up to ``wait_s`` seconds (default
+    ``HPSTUDY_GPU_WAIT_S`` or forever), then raises HpstudyError.
     """
     if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
         return None
@@ -95,26 +101,40 @@ def claim_gpu(wait_s: float | None = None, poll_s: float = 0.5) -> GpuClaim | No
     lock_dir.mkdir(parents=True, exist_ok=True)
     start, last_note = time.monotonic(), 0.0
     while True:
-        for index in range(count):
-            path = lock_dir / f"gpu{index}.lock"
-            fd = _try_lock(path)
-            if fd is not None:
-                os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
-                claim = GpuClaim(index, path, fd)
-                _HELD.append(claim)
-                LOG.info("took GPU %d (lock %s)", index, path)
-                return claim
+        for slot in range(max(1, int(slots))):
+            for index in range(count):
+                path = lock_dir / f"gpu{index}-slot{slot}.lock"
+                fd = _try_lock(path)
+                if fd is not None:
+                    os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
+                    claim = GpuClaim(index, path, fd, slot)
+                    _HELD.append(claim)
+                    LOG.info("took GPU %d, slot %d of %d (lock %s)", index, slot, slots, path)
+                    return claim
         waited = time.monotonic() - start
         if wait_s is not None and waited >= wait_s:
             raise HpstudyError(
-                f"All {count} GPUs are taken by other hpstudy jobs (lock files in {lock_dir}) "
-                f"after waiting {waited:.0f} s. Run fewer jobs at once (--resources gpu=N with N "
-                "at most the number of GPUs) or set HPSTUDY_GPU_WAIT_S to wait longer."
+                f"All {count} GPUs x {slots} slot(s) are taken by other hpstudy jobs (lock files "
+                f"in {lock_dir}) after waiting {waited:.0f} s. Run fewer jobs at once "
+                "(--resources gpu=N with N at most GPUs x train.gpu_slots) or set "
+                "HPSTUDY_GPU_WAIT_S to wait longer."
             )
         if waited - last_note >= 60:
-            LOG.warning("all %d GPUs are taken; waiting for one to be free", count)
+            LOG.warning("all %d GPUs x %d slot(s) are taken; waiting for one", count, slots)
             last_note = waited
         time.sleep(poll_s)
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (from /proc; 0 where there is none), so start-up
+    timings include the interpreter and the imports."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        started = int(stat.rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - started)
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def select_device(preference: str = "auto") -> torch.device:
@@ -134,6 +154,69 @@ def select_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX on x86, the bf16 extension
+    on Arm), not merely emulating it as oneDNN's own check accepts. ``HPSTUDY_CPU_BF16=0|1``
+    overrides (tests)."""
+    override = os.environ.get("HPSTUDY_CPU_BF16")
+    if override in ("0", "1"):
+        return override == "1"
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64", "i686"):
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    if machine in ("aarch64", "arm64"):
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.lower().startswith("features"):
+                    return "bf16" in line.split(":", 1)[1].split()
+        except OSError:
+            return False
+    return False
+
+
+def planned_device_type(preference: str) -> str:
+    """The device type a run will use, found without initialising CUDA (where the sweep is
+    planned): ``auto`` is CUDA when a GPU is visible, then MPS, then the CPU."""
+    if preference != "auto":
+        return preference
+    if count_gpus_without_cuda() > 0:
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
+def cuda_has_bf16() -> bool:
+    """Whether the first visible GPU computes bf16 (compute capability 8.0 or later), asked of
+    nvidia-smi so that planning creates no CUDA context; torch's own check otherwise."""
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout.split()
+            return bool(out) and float(out[0]) >= 8.0
+        except (subprocess.SubprocessError, OSError, ValueError):
+            pass
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+def planned_precision(preference: str, device_preference: str) -> str:
+    """What ``precision`` a run will train in, decided where the sweep is planned (it is part
+    of the run's identity): ``auto`` is bf16 on a CUDA GPU that has it, else fp16 there, bf16 on
+    a CPU with native bf16, fp32 elsewhere; an explicit precision stays as it is."""
+    if preference != "auto":
+        return preference
+    device = planned_device_type(device_preference)
+    if device == "cuda":
+        return "bf16" if cuda_has_bf16() else "fp16"
+    if device == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
 def device_name(device: torch.device) -> str:
     """Human-readable name of the device (GPU model, or the CPU's)."""
     if device.type == "cuda":
@@ -146,8 +229,6 @@ def device_name(device: torch.device) -> str:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import platform
-
     return platform.processor() or "cpu"
 
 

@@ -23,7 +23,9 @@ results folder. A run id is ``<variant>/<run name>/seed-<n>``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 # A run id as Snakemake's wildcards: three of them, so a rule's inputs are plain patterns
 RUN_WILDCARDS = "{variant}/{name}/seed-{seed}"
@@ -41,6 +43,12 @@ RESULT_FILES = (
 ARRAY_FILES = ("train_x.npy", "train_y.npy", "test_x.npy", "test_y.npy")
 VAL_FILES = ("val_x.npy", "val_y.npy")  # with dataset.val_fraction (or the data's own val/)
 PRED_FILES = ("pred_x.npy", "pred_y.npy", "pred.json")
+
+
+def cache_root() -> Path:
+    """hpstudy's per-user cache (torchvision's model facts, compiled code): ``$HPSTUDY_CACHE``,
+    else ``~/.cache/hpstudy``."""
+    return Path(os.environ.get("HPSTUDY_CACHE") or Path.home() / ".cache" / "hpstudy")
 
 
 def run_id(variant: str, name: str, seed: int) -> str:

@@ -8,6 +8,7 @@ row of metrics.csv. Part of the code digest of every run (:mod:`hpstudy.identity
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from hpstudy import devices
 from hpstudy.batches import BatchOptions, DeviceSplit, eval_batches, train_batches
+from hpstudy.layout import cache_root
 from hpstudy.models import build_model
 from hpstudy.optim import build_loss, build_optimizer, set_epoch_lr
 from hpstudy.runtime import Runtime
@@ -38,6 +40,12 @@ class Trainer:
     eval_options: BatchOptions
     val: DeviceSplit | None = None
     stopper: EarlyStopping | None = None
+    net: nn.Module | None = None  # what computes the forward pass: the model, or its compiled form
+    first_step_at: float | None = None  # perf_counter() when the first training step ended
+
+    def __post_init__(self) -> None:
+        if self.net is None:
+            self.net = self.model
 
 
 @dataclass
@@ -110,6 +118,7 @@ def build_trainer(
     model = model.to(runtime.device, memory_format=runtime.memory_format)
     normalization, channels_last = settings["normalization"], runtime.channels_last
     return Trainer(
+        net=compiled(model) if settings["compile"] else model,
         settings=settings,
         runtime=runtime,
         model=model,
@@ -126,9 +135,18 @@ def build_trainer(
     )
 
 
+def compiled(model: nn.Module) -> nn.Module:
+    """``torch.compile(model)``: its parameters are the model's own, so the weights saved stay
+    the uncompiled module's. The compiled code is cached on disk (Inductor's cache, shared by
+    every job of the user: ``TORCHINDUCTOR_CACHE_DIR``, by default below hpstudy's cache
+    folder); the last partial batch and evaluation compile their own graphs once."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
+    return torch.compile(model)
+
+
 def train_one_epoch(trainer: Trainer, epoch: int, progress=None) -> dict:
     """One pass over the training split; exact per-sample mean loss and accuracy."""
-    model, runtime, split = trainer.model, trainer.runtime, trainer.train
+    model, runtime, split = trainer.net, trainer.runtime, trainer.train
     set_epoch_lr(trainer.optimizer, trainer.settings, epoch)
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
@@ -143,6 +161,8 @@ def train_one_epoch(trainer: Trainer, epoch: int, progress=None) -> dict:
         runtime.scaler.scale(loss).backward()
         runtime.scaler.step(trainer.optimizer)
         runtime.scaler.update()
+        if trainer.first_step_at is None:
+            trainer.first_step_at = time.perf_counter()
         # accumulate on the device: no host sync per batch; the batch mean times its size
         # weights a partial last batch correctly
         loss_sum += loss.detach().double() * labels.shape[0]
@@ -204,11 +224,9 @@ def run_epoch(trainer: Trainer, epoch: int) -> tuple[dict, dict]:
     val_stats = {"loss": math.nan, "acc": math.nan}
     if trainer.val is not None:
         val_stats = evaluate(
-            trainer.model, trainer.loss_fn, trainer.val, trainer.eval_options, runtime
+            trainer.net, trainer.loss_fn, trainer.val, trainer.eval_options, runtime
         )
-    test_stats = evaluate(
-        trainer.model, trainer.loss_fn, trainer.test, trainer.eval_options, runtime
-    )
+    test_stats = evaluate(trainer.net, trainer.loss_fn, trainer.test, trainer.eval_options, runtime)
     eval_time = time.perf_counter() - start - train_time
     row = {
         "epoch": epoch, "train_loss": train_stats["loss"], "train_acc": train_stats["acc"],

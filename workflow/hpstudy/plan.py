@@ -178,7 +178,13 @@ def run_problems(settings: dict, dataset: dict, where: str) -> list[str]:
 
 
 def make_run(settings: dict, seed: int, variant: str) -> Run:
-    """The run of these (canonical) settings and this seed on this data variant."""
+    """The run of these (canonical) settings and this seed on this data variant. ``precision:
+    auto`` is resolved here, where the sweep is planned, since it is part of the identity."""
+    if settings["precision"] == "auto":
+        from hpstudy import devices  # imports torch: only when a run asks for it
+
+        planned = devices.planned_precision("auto", settings["device"])
+        settings = {**settings, "precision": planned}
     ident = identity.run_identity(settings, seed)
     name = identity.run_name(ident)
     trajectory = identity.run_name(identity.trajectory_identity(ident))

@@ -12,23 +12,40 @@ from dataclasses import dataclass
 import torch
 
 from hpstudy import devices
+from hpstudy.errors import HpstudyError
 
 LOG = logging.getLogger("hpstudy.runtime")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_precision(preference: str, device: torch.device) -> torch.dtype:
-    """Compute dtype of the run: ``auto`` is bf16 on a CUDA GPU that has it, else fp16 on CUDA,
-    fp32 on the CPU and MPS. Mixed precision is only used on CUDA."""
-    if device.type != "cuda":
-        if preference in ("bf16", "fp16"):
-            LOG.warning(
-                "precision %s is only used on CUDA; training in fp32 on %s", preference, device.type
-            )
+    """The compute dtype of a run on ``device``: fp32; bf16 on a CUDA GPU that has it or on a
+    CPU with native bf16 (AVX512-BF16, AMX, Arm bf16); fp16 on CUDA. ``auto`` picks the first
+    of bf16 and fp16 the device has, else fp32. A precision the device cannot honour is
+    refused: it is part of the run's identity, so falling back would mislabel the run."""
+    if preference == "fp32":
         return torch.float32
+    kind = device.type
     if preference == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return _DTYPES[preference]
+        if kind == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if kind == "cpu" and devices.cpu_has_native_bf16() else torch.float32
+    if kind == "cuda" and (preference == "fp16" or torch.cuda.is_bf16_supported()):
+        return _DTYPES[preference]
+    if kind == "cpu" and preference == "bf16" and devices.cpu_has_native_bf16():
+        return torch.bfloat16
+    where = {"cuda": "this GPU", "cpu": "this CPU", "mps": "Apple MPS"}.get(kind, kind)
+    raise HpstudyError(
+        f"precision: {preference} cannot run on {where}: bf16 needs a CUDA GPU of compute "
+        "capability 8.0 or later or a CPU with native bf16 (AVX512-BF16, AMX or Arm's bf16), "
+        "fp16 a CUDA GPU. Set precision: fp32, or auto (the fastest the device has, decided "
+        "where the sweep is planned)."
+    )
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    """``fp32``, ``bf16`` or ``fp16``: what summary.json records."""
+    return {v: k for k, v in _DTYPES.items()}[dtype]
 
 
 def configure_backends(device: torch.device, deterministic: bool, threads: int) -> None:

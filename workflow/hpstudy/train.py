@@ -17,6 +17,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from hpstudy.loop import Trainer, build_trainer, evaluate, run_epoch
 from hpstudy.models import parameter_counts
 from hpstudy.run_files import METRIC_COLUMNS, divergence
 from hpstudy.runlock import run_lock
-from hpstudy.runtime import Runtime
+from hpstudy.runtime import Runtime, precision_name
 
 LOG = logging.getLogger("hpstudy.train")
 
@@ -101,6 +102,7 @@ def summarize(rows: list[dict], params: dict, trainer: Trainer) -> dict:
         "total_time_s": total, "mean_epoch_time_s": total / len(rows),
         **parameter_counts(trainer.model),
         "peak_memory_mb": max(r["peak_memory_mb"] for r in rows), "device": device.type,
+        "precision": precision_name(trainer.runtime.dtype),
         "device_name": devices.device_name(device), "torch_version": torch.__version__,
         "git_revision": git_revision(), "params": params,
     }  # fmt: skip
@@ -209,20 +211,24 @@ def train(
     ends up on a CPU anyway).
     """
     log = log or LOG
+    clock = StartClock()
     out_dir, ckpt_dir = Path(out_dir), Path(spec["checkpoint_dir"])
     settings = {**spec["settings"], "seed": spec["seed"]}
     with run_lock(spec["lock_file"], spec["run_id"]):
         for folder in (out_dir, ckpt_dir):
             clean_stale_temps(folder)
+        claim = None
         if settings["device"] in ("auto", "cuda"):
-            devices.claim_gpu()  # before anything initialises CUDA
+            claim = devices.claim_gpu(slots=settings["gpu_slots"])  # before CUDA is initialised
         # which scheduler job and which GPU this run got: the first thing to check on a cluster
         env = {key: os.environ.get(key, "-") for key in ("SLURM_JOB_ID", "CUDA_VISIBLE_DEVICES")}
-        log.info("job environment: %s", " ".join(f"{k}={v}" for k, v in env.items()))
+        slot = f" (GPU {claim.index}, slot {claim.slot})" if claim else ""
+        log.info("job environment: %s%s", " ".join(f"{k}={v}" for k, v in env.items()), slot)
         manifest = load_manifest(data_dir)
         runtime = Runtime.for_settings(settings, threads)
         if gpus > 0 and runtime.device.type == "cpu":
             log.warning("the job holds %d GPU(s) but PyTorch sees none; training on the CPU", gpus)
+        clock.mark("device")
         check_validation(settings, manifest, data_dir)
         splits = [
             load_split(data_dir, name, runtime.device, manifest) for name in ("train", "test")
@@ -232,10 +238,12 @@ def train(
             if "val" in manifest["splits"]
             else None
         )
+        clock.mark("arrays")
         num_classes, image_size = len(manifest["classes"]), int(manifest["image_size"])
         trainer = build_trainer(
             settings, runtime, *splits, num_classes, image_size, spec["weights_path"], val
         )
+        clock.mark("model")
         params = {
             **{k: spec[k] for k in ("run_id", "variant", "name", "seed", "identity", "trajectory")},
             "settings": spec["settings"],
@@ -246,13 +254,16 @@ def train(
         }  # fmt: skip
         atomic_write_json(out_dir / "params.json", params)
         rows = resume(spec, trainer, log)
+        clock.mark("resume")
         rows, tested = run_epochs(rows, trainer, spec, out_dir / "metrics.csv", log)
+        if trainer.first_step_at is not None:
+            log.debug("start-up: %s", clock.report(trainer.first_step_at))
         if trainer.stopper is not None and trainer.stopper.best_model is not None:
             trainer.model.load_state_dict(trainer.stopper.best_model)  # the best epoch's
             tested = None
         if tested is None:  # resumed after its last epoch, or kept an earlier one: evaluate
             tested = evaluate(
-                trainer.model, trainer.loss_fn, trainer.test, trainer.eval_options, runtime
+                trainer.net, trainer.loss_fn, trainer.test, trainer.eval_options, runtime
             )
         write_predictions(out_dir / PREDICTIONS, tested, trainer.test.labels)
         summary = summarize(rows, params, trainer)
@@ -265,6 +276,33 @@ def train(
     log.info("run %s done: final test acc %s, diverged %s",
              spec["run_id"], summary["final_test_acc"], summary["diverged"])  # fmt: skip
     return summary
+
+
+class StartClock:
+    """Where a job's start-up goes, from the process's start to its first training step:
+    interpreter and imports, device set-up, loading and checking the arrays, building the
+    model, restoring a checkpoint. Logged at debug level (``HPSTUDY_LOG_LEVEL=DEBUG``)."""
+
+    def __init__(self) -> None:
+        self.origin = time.perf_counter() - devices.process_age_s()
+        self.marks = [("interpreter and imports", time.perf_counter())]
+
+    def mark(self, name: str) -> None:
+        """The step ``name`` ends now."""
+        self.marks.append((name, time.perf_counter()))
+
+    def steps(self, first_step_at: float) -> dict[str, float]:
+        """Seconds per step, ending with the first training step; and ``total``."""
+        times = [self.origin] + [t for _, t in self.marks] + [first_step_at]
+        names = [n for n, _ in self.marks] + ["first training step"]
+        out = {name: times[i + 1] - times[i] for i, name in enumerate(names)}
+        return {**out, "total": first_step_at - self.origin}
+
+    def report(self, first_step_at: float) -> str:
+        """One line: each step's seconds and the total."""
+        steps = self.steps(first_step_at)
+        total = steps.pop("total")
+        return ", ".join(f"{k} {v:.2f} s" for k, v in steps.items()) + f"; in all {total:.2f} s"
 
 
 def check_validation(settings: dict, manifest: dict, data_dir) -> None:
@@ -309,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(
-            level=logging.INFO,
+            level=os.environ.get("HPSTUDY_LOG_LEVEL", "INFO").upper(),
             stream=sys.stderr,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )

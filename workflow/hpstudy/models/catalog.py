@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 from importlib import metadata
 from pathlib import Path
 
 from hpstudy.atomic import atomic_write_json
+from hpstudy.layout import cache_root
 
 CUSTOM = "custom"
 # models built without their auxiliary classifiers (used only to train GoogLeNet/Inception)
@@ -27,7 +27,7 @@ PROBE_CLASSES = (1000, 7)  # a head's tensors are those whose shape follows the 
 
 def cache_file() -> Path:
     """The cache of this torchvision version's answers."""
-    root = Path(os.environ.get("HPSTUDY_CACHE") or Path.home() / ".cache" / "hpstudy")
+    root = cache_root()
     return root / f"torchvision-{torchvision_version()}.json"
 
 
