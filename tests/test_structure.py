@@ -73,3 +73,25 @@ def test_a_training_job_imports_neither_validation_nor_reporting_libraries():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_run_is_planned_and_trained_without_validation_or_workflow_libraries():
+    """benchmarks/sweep_benchmark.py plans runs and starts `hpstudy train` on machines that may
+    have torch but not jsonschema, Snakemake, Optuna, pandas or scipy: block them and plan one."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('jsonschema', 'snakemake', 'optuna', 'pandas',\n"
+        "                                  'scipy', 'matplotlib'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import hpstudy.train\n"
+        "from hpstudy import identity, plan\n"
+        "from hpstudy.layout import Layout\n"
+        "settings = identity.canonical_settings({'batch_size': 10, 'device': 'cpu'})\n"
+        "print(plan.run_spec(plan.make_run(settings, 1, 'v'), Layout())['run_id'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "v/bs-10/seed-1"

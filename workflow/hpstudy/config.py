@@ -13,13 +13,15 @@ import copy
 import difflib
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from hpstudy import schema
 from hpstudy.errors import HpstudyError
+
+if TYPE_CHECKING:  # imported where a config is validated: not on a training job's path
+    import jsonschema
 
 README_HINT = "config/README.md explains every key"
 
@@ -71,6 +73,8 @@ def coerce_scalars(node_schema: dict, config: Any) -> Any:
     YAML 1.1 reads ``1e-4`` as a string, and Snakemake's ``--config key={a: 1}`` passes nested
     values as strings; both mean a number. Text where the schema wants text is left alone.
     """
+    import jsonschema
+
     config = copy.deepcopy(config)
     validator = jsonschema.Draft7Validator(node_schema)
     for err in validator.iter_errors(config):
@@ -94,6 +98,8 @@ def coerce_scalars(node_schema: dict, config: Any) -> Any:
 
 def violations(node_schema: dict, instance: Any, prefix: str = "") -> list[str]:
     """One line per schema violation of ``instance`` (empty when it is valid)."""
+    import jsonschema
+
     validator = jsonschema.Draft7Validator(node_schema)
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
     return [describe_error(e, prefix) for e in errors]
