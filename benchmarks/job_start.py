@@ -15,7 +15,6 @@ checking large arrays adds. Nothing is asserted. Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -26,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from generated import random_processed
 
 from hpstudy import fetch, identity, plan, preprocess
 from hpstudy.layout import Layout
@@ -40,26 +39,6 @@ def demo_data(root: Path) -> Path:
     fetch.write_digits_zip(raw, test_fraction=0.2, seed=0)
     out = root / "digits-48"
     preprocess.preprocess_archive(raw, out, 48, threads=2, name="digits")
-    return out
-
-
-def generated_data(root: Path, images: int, size: int = 150) -> Path:
-    """Random uint8 images of the real data's size, as a processed split with its manifest."""
-    out = root / f"generated-{size}"
-    out.mkdir()
-    rng = np.random.default_rng(0)
-    names, manifest = {}, {"name": "generated", "image_size": size,
-                           "classes": [f"c{i}" for i in range(6)], "splits": {}}  # fmt: skip
-    for split, count in (("train", images), ("test", 3000)):
-        x = rng.integers(0, 256, size=(count, size, size, 3), dtype=np.uint8)
-        y = rng.integers(0, 6, size=count).astype(np.int64)
-        for kind, array in (("x", x), ("y", y)):
-            names[f"{split}_{kind}.npy"] = array
-            np.save(out / f"{split}_{kind}.npy", array)
-        manifest["splits"][split] = {"count": count, "x": f"{split}_x.npy", "y": f"{split}_y.npy"}
-    manifest["sha256"] = {n: hashlib.sha256((out / n).read_bytes()).hexdigest() for n in names}
-    manifest["bytes"] = {n: (out / n).stat().st_size for n in names}
-    (out / "manifest.json").write_text(json.dumps(manifest))
     return out
 
 
@@ -100,8 +79,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if args.generated:
-            data, what = generated_data(root, args.generated), f"{args.generated} images at 150 px"
-            spec = demo_spec(root, "generated-150")
+            counts = {"train": args.generated, "test": 3000}
+            data, what = (
+                random_processed(root / "bench-150", counts),
+                f"{args.generated} images at 150 px",
+            )
+            spec = demo_spec(root, "bench-150")
         else:
             data, spec, what = demo_data(root), demo_spec(root), "digits 48 px"
         runs = [one_job(spec, data, root / f"out{i}", args.threads) for i in range(args.repeat)]

@@ -7,25 +7,29 @@ machine with the same threads and the same model measures:
 - the data path alone (batches of 256 delivered per second, no model): the seed's
   ``ImageFolder`` + ``Resize((150, 150))`` + ``ToTensor`` + ``DataLoader(num_workers=0,
   shuffle=True)`` against hpstudy's uint8 tensor + seeded on-device gather;
-- one training epoch at batch 256 (Adam lr 1e-4, cross-entropy) on each path.
+- one training epoch at batch 256 (Adam lr 1e-4, cross-entropy) on each path: the seed's in
+  fp32, ours in each ``--precision`` (default fp32, and bf16 autocast where the CPU has native
+  bf16), and with ``--compile`` also under ``torch.compile``, its compile time (from a cold
+  Inductor cache) counted in the epoch and also printed apart.
 
-    .venv/bin/python benchmarks/train_speed.py                     # full size (minutes)
+    .venv/bin/python benchmarks/train_speed.py --compile           # full size (minutes)
     .venv/bin/python benchmarks/train_speed.py --train-images 2048 # quick check
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from generated import CLASSES, write_processed
 from PIL import Image
 
+from hpstudy import devices
 from hpstudy.batches import BatchOptions, train_batches
 from hpstudy.dataset import load_split
 from hpstudy.identity import canonical_settings
@@ -34,7 +38,6 @@ from hpstudy.models import build_model
 from hpstudy.optim import build_loss, build_optimizer
 from hpstudy.runtime import Runtime
 
-CLASSES = ["buildings", "forest", "glacier", "mountain", "sea", "street"]
 # the post's CNN and optimiser (Adam, lr 1e-4) on the CPU, in fp32, seed 0
 SETTINGS = {**canonical_settings({"weight_decay": 0.0, "device": "cpu"}), "seed": 0}
 
@@ -50,8 +53,6 @@ def photo_like(rng: np.random.Generator, size: int) -> np.ndarray:
 def generate(root: Path, counts: dict[str, int], size: int = 150) -> Path:
     """JPEG folders seg_train/seg_test (the seed's input) and processed arrays (ours)."""
     rng = np.random.default_rng(0)
-    processed = root / "processed"
-    processed.mkdir(parents=True, exist_ok=True)
     splits = {}
     for split, count in counts.items():
         xs, ys = np.empty((count, size, size, 3), np.uint8), np.arange(count) % len(CLASSES)
@@ -62,17 +63,8 @@ def generate(root: Path, counts: dict[str, int], size: int = 150) -> Path:
             Image.fromarray(photo_like(rng, size)).save(path, quality=75)
             with Image.open(path) as img:  # ours holds exactly what the JPEG decodes to
                 xs[i] = np.asarray(img.convert("RGB"))
-        np.save(processed / f"{split}_x.npy", xs)
-        np.save(processed / f"{split}_y.npy", ys.astype(np.int64))
-        splits[split] = {"count": count, "x": f"{split}_x.npy", "y": f"{split}_y.npy"}
-    names = [name for entry in splits.values() for name in (entry["x"], entry["y"])]
-    manifest = {
-        "name": "bench", "image_size": size, "classes": CLASSES, "splits": splits,
-        "sha256": {n: hashlib.sha256((processed / n).read_bytes()).hexdigest() for n in names},
-        "bytes": {n: (processed / n).stat().st_size for n in names},
-    }  # fmt: skip
-    (processed / "manifest.json").write_text(json.dumps(manifest))
-    return processed
+        splits[split] = (xs, ys)
+    return write_processed(root / "processed", splits, size)
 
 
 def seed_loader(root: Path, batch_size: int):
@@ -128,15 +120,17 @@ def seed_epoch(root: Path, batch_size: int) -> float:
     return time.perf_counter() - start
 
 
-def our_epoch(processed: Path, batch_size: int, threads: int) -> float:
-    """Seconds for one training epoch through hpstudy's train_one_epoch."""
-    settings = {**SETTINGS, "batch_size": batch_size}
+def our_epoch(processed: Path, batch_size: int, threads: int, precision: str = "fp32",
+              compile: bool = False) -> tuple[float, float]:  # fmt: skip
+    """Seconds for one training epoch through hpstudy's train_one_epoch, and for its first
+    step (which, compiled, includes compiling the model)."""
+    settings = {**SETTINGS, "batch_size": batch_size, "precision": precision, "compile": compile}
     runtime = Runtime.for_settings(settings, threads)
     train, test = (load_split(processed, s, runtime.device) for s in ("train", "test"))
     trainer = build_trainer(settings, runtime, train, test, len(CLASSES), 150)
     start = time.perf_counter()
     train_one_epoch(trainer, 1)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, trainer.first_step_at - start
 
 
 def main() -> None:
@@ -147,6 +141,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--skip-epoch", action="store_true", help="data paths only")
+    native = ["fp32", "bf16"] if devices.cpu_has_native_bf16() else ["fp32"]
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=["fp32", "bf16"],
+        default=native,
+        help=f"our epoch's precisions (default here: {' '.join(native)})",
+    )
+    parser.add_argument("--compile", action="store_true", help="also each precision compiled")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     n = args.train_images
@@ -170,10 +173,22 @@ def main() -> None:
         )
         if args.skip_epoch:
             return
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(tmp) / "inductor")  # a cold cache
         seed_s = seed_epoch(Path(tmp), args.batch_size)
-        ours_s = our_epoch(processed, args.batch_size, args.threads)
-        print(f"training epoch: seed {seed_s:.1f} s ({n / seed_s:.1f} img/s), ours {ours_s:.1f} s "
-              f"({n / ours_s:.1f} img/s): {seed_s / ours_s:.2f}x")  # fmt: skip
+        steps = -(-n // args.batch_size)
+        print(f"training epoch: seed {seed_s:.1f} s ({n / seed_s:.1f} img/s, fp32)")
+        for precision in args.precision:
+            for compile in (False, True) if args.compile else (False,):
+                ours_s, first_s = our_epoch(
+                    processed, args.batch_size, args.threads, precision, compile
+                )
+                label = precision + (" + compile" if compile else "")
+                extra = ""
+                if compile:  # the first step's excess over an average later step
+                    compile_s = first_s - (ours_s - first_s) / (steps - 1)
+                    extra = f"; compiling ~{compile_s:.1f} s of it (first step {first_s:.1f} s)"
+                print(f"  ours, {label:<16} {ours_s:6.1f} s ({n / ours_s:6.1f} img/s): "
+                      f"{seed_s / ours_s:.2f}x the seed's path{extra}")  # fmt: skip
 
 
 if __name__ == "__main__":
