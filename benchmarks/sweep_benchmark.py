@@ -41,7 +41,7 @@ import torch
 from generated import random_processed
 from gpu_benchmark import MODES, bench_case, random_split
 
-from hpstudy import identity, plan
+from hpstudy import devices, identity, plan
 from hpstudy.layout import Layout
 
 # the post's four studies (config/config.yaml), the learning-rate study from scratch
@@ -162,17 +162,15 @@ def report_sweep(runs: list, result: dict, images: int, slots: int) -> None:
 def epoch_times(device: torch.device, count: int, size: int, epochs: int, threads: int) -> None:
     """ResNet18 and the custom CNN: epoch times at batch 32 and 256, fp32 and bf16."""
     split = random_split(count, size, device)
+    native_bf16 = devices.cpu_has_native_bf16()
     models = {"resnet18": {"model": "resnet18", "pretrained": False},
               "custom": {"model": "custom", "kernel_width": [5, 5, 7]}}  # fmt: skip
     print(f"\nepoch times over {count} images at {size} px ({epochs} epochs each):")
     for model_name, model_settings in models.items():
         for batch in (32, 256):
             for mode in MODES:
-                if mode.startswith("bf16") and device.type == "cpu":
-                    from hpstudy import devices
-
-                    if not devices.cpu_has_native_bf16():
-                        continue
+                if mode.startswith("bf16") and device.type == "cpu" and not native_bf16:
+                    continue
                 times = bench_case(model_settings, split, size, batch, mode, epochs, threads)
                 print(f"  {model_name:9} batch {batch:>3} {mode:19} "
                       f"{' '.join(f'{t:.3f}' for t in times)} s  "
