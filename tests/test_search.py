@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import copy_repo, snakemake
 
-from hpstudy import exploration, figures, search
+from hpstudy import exploration, figures, plan, search
 from hpstudy.config import validate_config
 from hpstudy.errors import HpstudyError
 from hpstudy.tables import read_table
@@ -172,6 +172,21 @@ def test_the_journal_opens_in_optunas_own_storage(tmp_path):
 def test_a_bad_search_is_refused_before_any_job(change, message):
     with pytest.raises(HpstudyError, match=message.replace("(", r"\(").replace(")", r"\)")):
         config_with(change)
+
+
+def test_a_choice_the_model_cannot_train_is_refused_where_the_sweep_is_planned():
+    # kernel widths 7-7-7 need 44 px and the data is 40 px: refused before any round runs
+    config = config_with({"space": {"kernel_width": {"choices": [3, [7, 7, 7]]}}})
+    with pytest.raises(HpstudyError, match="search.s: dataset.image_size 40 .* 7-7-7 needs"):
+        plan.build_plan(config)
+    assert plan.build_plan(config_with({"space": {"kernel_width": {"choices": [3, 5]}}})).runs
+
+
+def test_a_config_may_hold_a_search_alone_but_not_nothing():
+    config = validate_config({"dataset": DATA, "search": {"s": {"space": SPACE}}})
+    assert config["studies"] == {} and plan.build_plan(config).runs == {}
+    with pytest.raises(HpstudyError, match="no `studies` and no `search`"):
+        validate_config({"dataset": DATA})
 
 
 def test_a_search_without_a_validation_split_is_refused_unless_on_test():
@@ -374,6 +389,28 @@ def test_a_search_stopped_after_its_first_round_continues_to_the_same_trials(flo
     snakemake(copy, "--cores", "2", "--configfile", str(conf))
     again = read_table(copy / "results/flow/search/small/trials.csv")
     assert again.drop(columns=[]).equals(original)
+
+
+@pytest.mark.slow
+def test_a_config_of_one_search_alone_reuses_its_trials_and_selects_its_winner(flow, tmp_path):
+    workdir, _, _ = flow
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy, symlinks=True)
+    alone = {key: FLOW[key] for key in ("dataset", "threads", "train", "seeds", "selection")}
+    alone |= {"paths": {"results": "results/alone"}, "final": {"seeds": [0]},
+              "search": {"small": FLOW["search"]["small"]}}  # fmt: skip
+    conf = copy / "config" / "alone.yaml"
+    conf.write_text(yaml.safe_dump(alone, sort_keys=False))
+    proc = snakemake(copy, "--cores", "2", "--configfile", str(conf))
+    assert trained(proc) == []  # its trials and its final run were trained for the flow config
+    results = copy / "results/alone"
+    trials = read_table(results / "search/small/trials.csv")
+    assert trials.equals(read_table(workdir / "results/flow/search/small/trials.csv"))
+    final = read_table(results / "selection/final.csv")
+    assert final["study"].tolist() == ["small"] and final["test_acc_mean"].between(0, 1).all()
+    assert not (results / "summary.csv").exists()  # no grid, no grid tables
+    again = snakemake(copy, "--cores", "2", "--configfile", str(conf))
+    assert "Nothing to be done" in again.stderr + again.stdout
 
 
 @pytest.mark.slow

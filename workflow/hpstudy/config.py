@@ -258,8 +258,11 @@ def validate_config(config: dict, source: str = "the config") -> dict:
     full = schema.load_schema()
     config = coerce_scalars(full, config)
     lines = violations(full, config) + non_finite(config)
+    if not lines and not config.get("studies") and not config.get("search"):
+        lines = ["no `studies` and no `search`: give the sweep at least one study (a grid) or "
+                 "one search"]  # fmt: skip
     if not lines:
-        lines = study_problems(config["studies"])
+        lines = study_problems(config.get("studies", {}))
     if lines:
         raise invalid(source, lines)
     filled = fill_defaults(config)

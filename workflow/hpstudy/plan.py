@@ -191,6 +191,16 @@ def make_run(settings: dict, seed: int, variant: str) -> Run:
     return Run(run_id(variant, name, seed), variant, name, int(seed), settings, ident, trajectory)
 
 
+def search_corners(train: dict, spec: dict) -> Iterable[dict]:
+    """Settings a search can propose, enough to find one it could not train before any job
+    runs: its fixed settings with each choice, and each bound, of one dimension at a time."""
+    base = {**train, **spec.get("set", {})}
+    yield identity.canonical_settings(base)
+    for key, dimension in spec["space"].items():
+        for value in dimension.get("choices", [dimension.get("low"), dimension.get("high")]):
+            yield identity.canonical_settings({**base, key: value})
+
+
 def build_plan(config: dict) -> Plan:
     """The plan of a validated config: distinct runs (first study's settings win for the
     execution-only ones) and every study's points, in config order."""
@@ -213,6 +223,9 @@ def build_plan(config: dict) -> Plan:
                 runs.setdefault(run.run_id, run)
                 study.points.append((run.run_id, point))
         studies[name] = study
+    for name, spec in config.get("search", {}).items():
+        for settings in search_corners(config["train"], spec):
+            problems += run_problems(settings, config["dataset"], f"search.{name}")
     if problems:
         raise invalid("the sweep", list(dict.fromkeys(problems)))
     return Plan(runs, studies, variant)

@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     """``hpstudy select``: each study's winner (best.yaml) and, with ``--final``, the runs
     that retrain it (an added-runs file)."""
     parser = argparse.ArgumentParser(prog="hpstudy select", description=main.__doc__)
-    parser.add_argument("--tables", required=True, help="the config's results folder")
+    parser.add_argument("--tables", help="the config's results folder (its grid's tables)")
     parser.add_argument("--runs-dir", required=True)
     parser.add_argument("--selection", default="{}", help="the config's selection block (JSON)")
     parser.add_argument("--final", help="the config's final block (JSON)")
@@ -232,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", required=True, help="best.yaml")
     args = parser.parse_args(argv)
-    frames = [read_tables(Path(f), "summary.csv", "metrics.csv") for f in
-              [args.tables, *args.search_tables]]  # fmt: skip
+    folders = [args.tables] * bool(args.tables) + args.search_tables
+    if not folders:
+        parser.error("give the grid results (--tables), a search's (--search-tables) or both")
+    frames = [read_tables(Path(f), "summary.csv", "metrics.csv") for f in folders]
     summary = pd.concat([f[0] for f in frames], ignore_index=True)
     metrics = pd.concat([f[1] for f in frames], ignore_index=True)
     best, winners = select(summary, metrics, json.loads(args.selection))

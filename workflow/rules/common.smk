@@ -79,8 +79,11 @@ SELECTED = [BEST] * bool(SELECTION) + [FINAL_TABLE] * bool(FINAL)
 
 # Adaptive searches (search.smk): what a finished search writes into its folder
 SEARCHES = config.get("search", {})
-# selection's option naming each search's folder (its trials compete as one more study)
-SEARCH_TABLES_ARG = "".join(
+# A config may hold searches alone: then there is no grid to tabulate, judge or draw
+GRID = bool(PLAN.studies)
+# selection's options naming the grid's results folder and each search's folder (a search's
+# trials compete as one more study)
+SELECT_TABLES_ARG = (f" --tables {LAYOUT.results}" if GRID else "") + "".join(
     f" --search-tables {LAYOUT.search_dir(n)}" for n in SEARCHES
 )
 SEARCH_FILES = (
@@ -117,11 +120,9 @@ def run_targets():
 
 def results_targets():
     """This config's tables, findings and figures (and TensorBoard folders when enabled)."""
-    tables = (
-        [LAYOUT.table(name) for name in paths.RESULT_FILES]
-        + SELECTED
-        + search_targets()
-    )
+    grid = [LAYOUT.table(name) for name in paths.RESULT_FILES] if GRID else []
+    # the data audit is an input of the findings; without a grid, a target of its own
+    tables = grid + SELECTED + search_targets() + [LAYOUT.audit(VARIANT)]
     figures = figure_targets(LAYOUT, PLAN, DATASET)
     boards = [f"{LAYOUT.results}/tensorboard/{rid}" for rid in RUNS]
     return tables + figures + (boards if config["tensorboard"] else [])

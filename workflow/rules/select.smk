@@ -9,8 +9,7 @@ if FINAL:
 
     checkpoint select:
         input:
-            summary=TABLES["summary.csv"],
-            metrics=TABLES["metrics.csv"],
+            grid=[TABLES["summary.csv"], TABLES["metrics.csv"]] if GRID else [],
             searches=[
                 LAYOUT.search_file(name, table)
                 for name in SEARCHES
@@ -32,10 +31,10 @@ if FINAL:
         params:
             selection=json.dumps(SELECTION),
             final=json.dumps(FINAL),
-            searches=SEARCH_TABLES_ARG,
+            sources=SELECT_TABLES_ARG,
         shell:
-            f"{HPSTUDY} select --tables {LAYOUT.results} --runs-dir {LAYOUT.runs}"
-            " --selection {params.selection:q} --final {params.final:q}{params.searches}"
+            f"{HPSTUDY} select{{params.sources}} --runs-dir {LAYOUT.runs}"
+            " --selection {params.selection:q} --final {params.final:q}"
             " --added-out {output.runs} --out {output.best} > {log} 2>&1"
 
     rule final_table:
@@ -63,8 +62,7 @@ elif SELECTION:
 
     rule select:
         input:
-            summary=TABLES["summary.csv"],
-            metrics=TABLES["metrics.csv"],
+            grid=[TABLES["summary.csv"], TABLES["metrics.csv"]] if GRID else [],
             searches=[
                 LAYOUT.search_file(name, table)
                 for name in SEARCHES
@@ -84,8 +82,8 @@ elif SELECTION:
             CONDA_ENV
         params:
             selection=json.dumps(SELECTION),
-            searches=SEARCH_TABLES_ARG,
+            sources=SELECT_TABLES_ARG,
         shell:
-            f"{HPSTUDY} select --tables {LAYOUT.results} --runs-dir {LAYOUT.runs}"
-            " --selection {params.selection:q}{params.searches} --out {output.best}"
+            f"{HPSTUDY} select{{params.sources}} --runs-dir {LAYOUT.runs}"
+            " --selection {params.selection:q} --out {output.best}"
             " > {log} 2>&1"
