@@ -243,15 +243,18 @@ def test_interrupted_repro_leaves_nothing_taken_as_finished(origin, remote, tmp_
     lock_before = (clone / "dvc.lock").read_text()
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": str(clone / "workflow")}  # fmt: skip
+    log = (tmp_path / "repro.log").open("w")
     proc = subprocess.Popen(["dvc", "repro"], cwd=clone, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     deadline = time.monotonic() + 300
     while not (new_run / "params.json").exists():  # training has started
         assert proc.poll() is None, "dvc repro ended before training started"
         assert time.monotonic() < deadline, "training never started"
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
-    assert proc.wait(timeout=120) != 0
+    code = proc.wait(timeout=120)
+    log.close()
+    assert code != 0, (tmp_path / "repro.log").read_text()[-4000:]
     assert not (new_run / "summary.json").exists(), "the killed run looks finished"
     # the data stage may have finished (its params are the whole config), the sweep not
     sweep_lock = yaml.safe_load(lock_before)["stages"]["sweep"]
