@@ -244,8 +244,15 @@ def test_interrupted_repro_leaves_nothing_taken_as_finished(origin, remote, tmp_
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": str(clone / "workflow")}  # fmt: skip
     log = (tmp_path / "repro.log").open("w")
+
+    # Ctrl-C's default action, also where this test was started in the background by a shell
+    # (whose asynchronous commands inherit SIGINT ignored: Python then keeps it ignored)
+    def ctrl_c_as_in_a_terminal():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     proc = subprocess.Popen(["dvc", "repro"], cwd=clone, env=env, start_new_session=True,
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+                            stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=ctrl_c_as_in_a_terminal)  # fmt: skip
     deadline = time.monotonic() + 300
     while not (new_run / "params.json").exists():  # training has started
         assert proc.poll() is None, "dvc repro ended before training started"
