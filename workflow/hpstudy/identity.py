@@ -32,11 +32,28 @@ from hpstudy.formatting import format_value
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Modules whose code computes every run's numbers (the training loop, the data path, the
 # optimiser and loss, precision and backend settings), and the module of each model family.
+# Each is named by the file name it had when run identities first digested it: that name is
+# hashed with its body, so it must never change (a moved module keeps its key; see
+# DIGESTED_AT for where it lives now).
 SHARED_NUMERIC_MODULES = ("loop.py", "batches.py", "optim.py", "runtime.py")
 MODEL_MODULES = {
     "custom": ("models/custom.py", "models/custom_layout.py"),
     "torchvision": ("models/zoo.py",),
 }
+# Where each digested module lives now, relative to the package.
+DIGESTED_AT = {
+    "loop.py": "loop.py",
+    "batches.py": "batches.py",
+    "optim.py": "optim.py",
+    "runtime.py": "runtime.py",
+    "models/custom.py": "models/custom.py",
+    "models/custom_layout.py": "models/custom_layout.py",
+    "models/zoo.py": "models/zoo.py",
+}
+# hpstudy modules (and packages) by today's dotted name -> the name they had when the digests
+# were first taken: imports in a digested module are hashed under their historic names, so
+# moving or renaming a module retrains nothing.
+HISTORIC_NAMES: dict[str, str] = {}
 DEFAULT_NAME = "default"
 MAX_NAME_LENGTH = 120
 
@@ -113,12 +130,70 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def historic_name(module: str) -> str:
+    """The dotted name ``module`` had when run identities first digested the code."""
+    return HISTORIC_NAMES.get(module, module)
+
+
+def _is_hpstudy(module: str | None) -> bool:
+    return module is not None and (module == "hpstudy" or module.startswith("hpstudy."))
+
+
+def _historic_import(node: ast.ImportFrom) -> None:
+    """Rewrite ``from hpstudy.<today> import name`` to the names the code had before."""
+    parents = set()
+    for alias in node.names:
+        full = historic_name(f"{node.module}.{alias.name}")
+        if full != f"{node.module}.{alias.name}":  # the name imported is a moved module
+            parent, alias.name = full.rsplit(".", 1)
+            parents.add(parent)
+        else:
+            parents.add(historic_name(node.module))
+    if len(parents) != 1:
+        raise RuntimeError(
+            f"cannot map `from {node.module} import ...` back to one historic module: {parents}"
+        )
+    node.module = parents.pop()
+
+
+def _historic_imports(tree: ast.Module) -> ast.Module:
+    """Imports of hpstudy modules under their historic names, and the top-level run of them in
+    the order isort gave it under those names (sorted by module)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and _is_hpstudy(node.module):
+            _historic_import(node)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                alias.name = historic_name(alias.name)
+    body, start = tree.body, None
+    for i, node in enumerate([*body, None]):
+        ours = isinstance(node, ast.ImportFrom) and node.level == 0 and _is_hpstudy(node.module)
+        if ours and start is None:
+            start = i
+        elif not ours and start is not None:
+            body[start:i] = sorted(body[start:i], key=lambda n: n.module)
+            start = None
+    return tree
+
+
+def _digested_path(key: str, package_dir: Path) -> Path:
+    """Where the digested module ``key`` (its historic file name) lives; raises when it is
+    gone, since a module that silently dropped out of the digest would stop retraining runs."""
+    path = package_dir / DIGESTED_AT.get(key, key)
+    if not path.is_file():
+        raise RuntimeError(
+            f"the digested module {key!r} is not at {path}: update DIGESTED_AT in "
+            "hpstudy's identity module to where it lives now"
+        )
+    return path
+
+
 @functools.cache
-def module_digest(relative: str, package_dir: Path = PACKAGE_DIR) -> str:
-    """sha256 of a module's code, blind to comments, docstrings and formatting."""
-    path = package_dir / relative
-    source = path.read_text(encoding="utf-8") if path.exists() else "<missing>"
-    tree = _strip_docstrings(ast.parse(source))
+def module_digest(key: str, package_dir: Path = PACKAGE_DIR) -> str:
+    """sha256 of a digested module's code (``key``: its historic file name), blind to comments,
+    docstrings, formatting and to where the module and the hpstudy modules it imports live."""
+    source = _digested_path(key, package_dir).read_text(encoding="utf-8")
+    tree = _historic_imports(_strip_docstrings(ast.parse(source)))
     return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
 
 
@@ -127,8 +202,8 @@ def code_digest(model: str, package_dir: Path = PACKAGE_DIR) -> str:
     family = "custom" if model == "custom" else "torchvision"
     modules = [*SHARED_NUMERIC_MODULES, *MODEL_MODULES[family]]
     digest = hashlib.sha256()
-    for relative in modules:
-        digest.update(f"{relative}:{module_digest(relative, package_dir)};".encode())
+    for key in modules:
+        digest.update(f"{key}:{module_digest(key, package_dir)};".encode())
     return digest.hexdigest()[:16]
 
 
