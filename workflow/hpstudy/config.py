@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,9 @@ def did_you_mean(word: str, known) -> str:
 def describe_error(err: jsonschema.ValidationError, prefix: str = "") -> str:
     """One line for one schema violation: where, what, which rule, and a hint where useful."""
     where = key_path([*filter(None, prefix.split(".")), *err.absolute_path])
+    if err.validator == "not" and "x-refused" in err.schema:
+        refused = refused_characters(err)
+        return f"{where}: {err.instance!r} holds {refused}; {err.schema['x-refused']}"
     line = f"{where}: {err.message} (schema rule: {err.validator})"
     if err.validator == "additionalProperties":
         allowed = err.schema.get("properties", {})
@@ -54,6 +58,13 @@ def describe_error(err: jsonschema.ValidationError, prefix: str = "") -> str:
     if err.validator == "type" and isinstance(err.instance, str) and wants_number:
         line += "; write a number, e.g. 1.0e-4"
     return line
+
+
+def refused_characters(err: jsonschema.ValidationError) -> str:
+    """The characters of a refused text that its rule's character class names, e.g. ``$ ( )``
+    (a control character by its escape, e.g. ``'\\n'``)."""
+    found = dict.fromkeys(re.findall(err.validator_value["pattern"], str(err.instance)))
+    return " ".join(c if c.isprintable() else repr(c) for c in found)
 
 
 def parse_scalar(text: str):

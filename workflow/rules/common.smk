@@ -50,6 +50,19 @@ DATASET = config["dataset"]
 RAW_ZIP = LAYOUT.raw_zip(DATASET["name"])
 RAW_META = LAYOUT.raw_meta(DATASET["name"])
 CONDA_ENV = "../../envs/hpstudy.yaml"
+# The split options of fetch and preprocess, quoted for their shell lines (numbers, so the same
+# text as before quoting: these params stay as Snakemake recorded them)
+_SPLIT = {
+    key: shlex.quote(str(DATASET[key]))
+    for key in ("test_fraction", "val_fraction", "split_seed")
+}
+SPLIT_ARGS = (
+    f"--test-fraction {_SPLIT['test_fraction']} --split-seed {_SPLIT['split_seed']}"
+)
+PREPROCESS_SPLIT_ARGS = (
+    f"--test-fraction {_SPLIT['test_fraction']} --val-fraction {_SPLIT['val_fraction']}"
+    f" --split-seed {_SPLIT['split_seed']}"
+)
 HPSTUDY = "python -m hpstudy"
 # The train jobs read their settings from files written here; a job on a cluster node parses
 # the workflow again and finds the files its submitting process wrote.
@@ -59,7 +72,6 @@ MEMBERSHIP = write_membership(PLAN)
 
 
 RUN = paths.RUN_WILDCARDS
-RUN_SHELL = RUN.replace("{", "{wildcards.")  # the same, as a shell command writes it
 ANY_PRETRAINED = any(run.settings["pretrained"] for run in RUNS.values())
 
 
@@ -82,10 +94,10 @@ SEARCHES = config.get("search", {})
 # A config may hold searches alone: then there is no grid to tabulate, judge or draw
 GRID = bool(PLAN.studies)
 # selection's options naming the grid's results folder and each search's folder (a search's
-# trials compete as one more study)
-SELECT_TABLES_ARG = (f" --tables {LAYOUT.results}" if GRID else "") + "".join(
-    f" --search-tables {LAYOUT.search_dir(n)}" for n in SEARCHES
-)
+# trials compete as one more study), quoted for the shell line
+SELECT_TABLES_ARG = (
+    f" --tables {shlex.quote(LAYOUT.results)}" if GRID else ""
+) + "".join(f" --search-tables {shlex.quote(LAYOUT.search_dir(n))}" for n in SEARCHES)
 SEARCH_FILES = (
     "trials.csv", "best.yaml", "journal.log", "metrics.csv", "summary.csv", "summary.json",
     "seed_summary.csv", "headline.json",
