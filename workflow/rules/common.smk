@@ -27,6 +27,9 @@ from hpstudy import layout as paths
 from hpstudy.config import validate_config
 from hpstudy.errors import HpstudyError
 from hpstudy.failures import reprint_failures
+from hpstudy.data.content import CACHE_FILE as CONTENT_CACHE
+from hpstudy.data.content import DigestCache
+from hpstudy.data.refetch import same_zip_after_fetch
 from hpstudy.fetch import folder_digest
 from hpstudy.models.catalog import weights_info
 from hpstudy.plan import build_plan, write_membership, write_run_specs
@@ -141,11 +144,11 @@ def results_targets():
 
 
 def archive_input(wildcards):
-    """The user's local zip when dataset.source is `archive` (a newer copy refetches); a
-    folder is no input (Snakemake cannot see files change inside it): see folder_digest.
-    """
+    """The user's local zip when dataset.source is `archive`, `ancient`: its content digest
+    (a param) decides, not its time, so a copy made anew fetches nothing. A folder is no
+    input (Snakemake cannot see files change inside it): see SOURCE_DIGEST."""
     archive = DATASET["archive"] if DATASET["source"] == "archive" else None
-    return archive if archive and not os.path.isdir(archive) else []
+    return ancient(archive) if archive and not os.path.isdir(archive) else []
 
 
 def local_folder():
@@ -157,11 +160,46 @@ def local_folder():
     return archive if archive and os.path.isdir(archive) else None
 
 
-def folder_param():
-    """The folder's digest (its listing: paths, sizes, modification times), so a changed
-    folder is packed again; empty for other sources."""
+def source_digest(cache):
+    """The local source's content (a fetch param, so exactly a change of its bytes fetches
+    again): a folder's content digest, a local zip's sha256; empty for other sources."""
     folder = local_folder()
-    return f"folder {folder_digest(folder)}" if folder else ""
+    if folder:
+        setting = "dataset.path" if DATASET["source"] == "folder" else "dataset.archive"
+        return f"folder {folder_digest(folder, setting, cache)}"
+    if DATASET["source"] != "archive":
+        return ""
+    try:
+        return f"archive {cache.sha256(DATASET['archive'])}"
+    except OSError as err:
+        raise HpstudyError(
+            f"The dataset archive {DATASET['archive']} (from `dataset.archive`) cannot be "
+            f"read ({err.strerror or err}). Set `dataset.archive` to the path of the downloaded "
+            "zip (or of a folder holding the dataset), or use `dataset.source: kaggle`."
+        ) from None
+
+
+# What the data's bytes are, decided before any job runs (a job on a cluster node never
+# fetches). ZIP_SETTLED: a fetch rerun cannot change the bytes the arrays were made from, so
+# preprocess takes the raw zip as `ancient` and a rerun of fetch retrains nothing.
+SOURCE_DIGEST, ZIP_SETTLED = "", False
+if not workflow.remote_exec:
+    _DIGESTS = DigestCache(CONTENT_CACHE)
+    try:
+        SOURCE_DIGEST = source_digest(_DIGESTS)
+        ZIP_SETTLED = same_zip_after_fetch(
+            DATASET,
+            RAW_ZIP,
+            RAW_META,
+            LAYOUT.manifest(VARIANT),
+            _DIGESTS,
+            local_folder(),
+        )
+    except HpstudyError as err:
+        sys.stderr.write(f"hpstudy: error: {err}\n")
+        sys.exit(1)
+    _DIGESTS.save()
+RAW_ZIP_INPUT = ancient(RAW_ZIP) if ZIP_SETTLED else RAW_ZIP
 
 
 def run_of(wildcards):

@@ -26,14 +26,16 @@ rule fetch_data:
         archive=lambda wildcards, input: (
             f"--archive {shlex.quote(input.archive)}" if input.archive else ""
         ),
-        # a local folder: its path, and its digest so that a changed folder is packed again
-        folder=(
+        # a local folder: its path (a function of the output, which Snakemake does not
+        # record: a folder moved or copied elsewhere fetches nothing) ...
+        folder=lambda wildcards, output: (
             f"--{'path' if DATASET['source'] == 'folder' else 'archive'}"
             f" {shlex.quote(local_folder())}"
             if local_folder()
             else ""
         ),
-        folder_digest=lambda wildcards: folder_param(),
+        # ... and the local source's content digest: changed bytes fetch again
+        content=SOURCE_DIGEST,
     shell:
         "python -m hpstudy fetch --source {params.source:q} --out {output.zip:q}"
         " --kaggle-dataset {params.kaggle_dataset:q} {params.split} {params.archive}"
@@ -42,7 +44,8 @@ rule fetch_data:
 
 rule preprocess:
     input:
-        zip=RAW_ZIP,
+        # ancient when a fetch rerun cannot change the bytes (common.smk)
+        zip=RAW_ZIP_INPUT,
     output:
         manifest=LAYOUT.manifest(VARIANT),
         arrays=LAYOUT.arrays(VARIANT),
@@ -90,7 +93,8 @@ rule audit:
 # Opt-in (dataset.pred: true): the unlabelled seg_pred images, which nothing trains on.
 rule preprocess_pred:
     input:
-        zip=RAW_ZIP,
+        # ancient when a fetch rerun cannot change the bytes (common.smk)
+        zip=RAW_ZIP_INPUT,
     output:
         LAYOUT.arrays(VARIANT, paths.PRED_FILES),
     log:
