@@ -321,7 +321,23 @@ def load_config(path: str | Path) -> dict:
             "config/demo.yaml (offline) or config/config.yaml (the Kaggle data)."
         ) from None
     except yaml.YAMLError as err:
-        raise HpstudyError(
-            f"The config file {path} is not valid YAML: {err}. Fix its syntax."
-        ) from None
+        raise HpstudyError(yaml_problem(path, err)) from None
     return validate_config(raw, source=str(path))
+
+
+def yaml_problem(path: Path, err: yaml.YAMLError) -> str:
+    """What is wrong with a config file YAML cannot read, and the fix. (Snakemake reads a
+    ``--configfile`` itself before the workflow runs, and says only "not valid JSON or YAML
+    ... tab indentation"; ``hpstudy sweep --configfile`` names the cause.)"""
+    mark = getattr(err, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+    problem = getattr(err, "problem", None) or ""
+    tag = re.search(r"the tag '(?:tag:yaml\.org,2002:)?([^']+)'", problem)
+    if isinstance(err, yaml.constructor.ConstructorError) and tag:
+        return (
+            f"The config file {path} uses the YAML tag !!{tag[1]}{where}, which a config may "
+            "not use: a config holds plain values (text, numbers, true/false, lists and "
+            "mappings), and no tag is ever constructed or run. Remove the tag and write the "
+            "plain value in its place."
+        )
+    return f"The config file {path} is not valid YAML{where}: {problem or err}. Fix its syntax."

@@ -26,7 +26,7 @@ from hpstudy import added
 from hpstudy import layout as paths
 from hpstudy.config import validate_config
 from hpstudy.errors import HpstudyError
-from hpstudy.failures import reprint_failures
+from hpstudy.failures import reprint_failures, said_at_exit
 from hpstudy.data.content import CACHE_FILE as CONTENT_CACHE
 from hpstudy.data.content import DigestCache
 from hpstudy.data.refetch import same_zip_after_fetch
@@ -211,6 +211,7 @@ def run_of(wildcards):
 ADDED = {}
 
 
+@said_at_exit
 def register_added(path):
     """The runs of an added-runs file a checkpoint wrote: known from now on, with their
     settings files written; returned in the file's order."""
@@ -221,6 +222,7 @@ def register_added(path):
     return runs
 
 
+@said_at_exit
 def known_run(wildcards):
     """The run a train job's wildcards name: one of the sweep's, or one a checkpoint added
     (in a job's own process, e.g. on a cluster node, read from the added-runs files)."""
