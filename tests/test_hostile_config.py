@@ -111,8 +111,8 @@ def test_a_yaml_tag_in_a_config_runs_nothing_and_hpstudy_names_it(workdir, tmp_p
         assert done.returncode == 1, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("hpstudy: error:"), done.stderr
-        line = demo.count("\n") + 2
-        for text in (str(path), "!!python/object/apply:os.system", f"line {line}", "Remove the tag"):
+        tag, line = "!!python/object/apply:os.system", f"line {demo.count(chr(10)) + 2}"
+        for text in (str(path), tag, line, "Remove the tag"):
             assert text in lines[0], (text, lines[0])
     assert not marker.exists()
     assert_nothing_ran(workdir)
