@@ -126,11 +126,13 @@ def test_archive_digits_and_kaggle_refetches(tmp_path):
     assert settled({**local, "archive": str(tmp_path / "anew.zip")})
     (tmp_path / "anew.zip").write_bytes(archive.read_bytes() + b"\0")
     assert not settled({**local, "archive": str(tmp_path / "anew.zip")})
-    assert settled({"source": "digits"})
     kaggle = {"source": "kaggle", "kaggle_dataset": "owner/slug"}
-    assert not settled(kaggle)  # never downloaded
+    assert not settled(kaggle) and not settled({"source": "digits"})  # never fetched
     meta.parent.mkdir(parents=True, exist_ok=True)
     record = {"source": "kaggle", "kaggle_dataset": "owner/slug", "sha256": sha256_file(archive)}
     meta.write_text(json.dumps(record))
     assert settled(kaggle)  # the zip deleted: the same slug downloads the same bytes
     assert not settled({**kaggle, "kaggle_dataset": "owner/other"})
+    assert not settled({"source": "digits"}), "other data under the same name"
+    meta.write_text(json.dumps({**record, "source": "digits"}))
+    assert settled({"source": "digits"})  # generated again: the same bytes

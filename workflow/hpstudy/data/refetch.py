@@ -49,7 +49,8 @@ def same_zip_after_fetch(
     - a local archive file: the raw zip is its copy, so its sha256 decides;
     - a folder: packing is deterministic, so the folder's content digest must equal that of
       the raw zip on disk;
-    - digits: generated deterministically (its split options are preprocess params too);
+    - digits: generated deterministically (its split options are preprocess params too),
+      when the last fetch was of the digits too;
     - Kaggle: the same dataset slug as the last download gives the same bytes (a dataset
       re-published under the same slug is noticed at the next invocation, when the new zip's
       sha256 differs from the manifest's).
@@ -76,11 +77,9 @@ def same_zip_after_fetch(
             return cache.sha256(dataset["archive"]) == consumed
         except OSError:
             return False
-    if source == "digits":
-        return True
+    # digits and Kaggle: the last fetch (its sidecar says) was of the same kind and gave the
+    # bytes the arrays were made from
     meta = _json(raw_meta)
-    return (
-        meta.get("source") == "kaggle"
-        and meta.get("kaggle_dataset") == dataset["kaggle_dataset"]
-        and meta.get("sha256") == consumed
-    )
+    if meta.get("source") != source or meta.get("sha256") != consumed:
+        return False
+    return source == "digits" or meta.get("kaggle_dataset") == dataset.get("kaggle_dataset")
