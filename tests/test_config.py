@@ -115,3 +115,31 @@ def test_a_study_takes_one_key_or_several_but_not_both(demo):
     demo["studies"]["batch_size"]["params"] = {"lr": [0.1]}
     with pytest.raises(HpstudyError, match="studies.batch_size"):
         validate_config(demo)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("paths.results", "results/a b $(touch x)", "$ ( )"),
+        ("paths.runs", "runs`id`", "`"),
+        ("paths.data", "data; rm -rf ~", "; ~"),
+        ("paths.checkpoints", "ck\nx", r"'\n'"),
+        ("paths.resources", "res|x&y>z<w'q\"", "| & > < ' \""),
+        ("paths.results", "results/{study}", "{ }"),
+        ("dataset.path", "images\n", r"'\n'"),
+        ("dataset.archive", "data/{name}.zip", "{ }"),
+        ("dataset.name", "digits\n", r"'\n'"),
+    ],
+)
+def test_paths_with_shell_metacharacters_are_refused_by_name(demo, key, value, named):
+    with pytest.raises(HpstudyError) as err:
+        validate_config(mutate(demo, key, value))
+    message = str(err.value)
+    assert f"{key}: {value!r} holds {named};" in message
+    assert "may not hold" in message or "may not end in a newline" in message
+
+
+@pytest.mark.parametrize("value", ["results/a b", "/scratch/user/hp study/results", "../r-1_x.y"])
+def test_paths_with_spaces_or_outside_the_project_stay_allowed(demo, value):
+    config = validate_config(mutate(demo, "paths.results", value))
+    assert config["paths"]["results"] == value

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import pytest
 from zipfactory import add_symlink, layout_dataset, solid_dataset, write_folder, write_zip
 
 from hpstudy.cli import main as cli_main
+from hpstudy.data.content import DigestCache, zip_content_digest
 from hpstudy.errors import HpstudyError
 from hpstudy.fetch import folder_digest, pack_folder, write_digits_zip
 from hpstudy.preprocess import preprocess_archive
@@ -424,27 +426,65 @@ def test_folder_problems_are_one_paragraph_naming_the_setting(
     assert not Path("data/raw/x.zip").exists() and not Path("data/raw/x.json").exists()
 
 
-def test_folder_digest_follows_the_listing_without_reading_contents(tmp_path, monkeypatch):
+def test_folder_digest_follows_contents_not_times_or_places(tmp_path):
     folder = image_folder(tmp_path / "images")
     first = folder_digest(folder)
     assert folder_digest(folder) == first and len(first) == 64
     (folder / ".DS_Store").write_bytes(b"changed noise")  # hidden: not packed, not counted
-    assert folder_digest(folder) == first
     image = folder / "test" / "forest" / "test-00.jpg"
     stat = image.stat()
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # touched
+    assert folder_digest(folder) == first
+    copy = shutil.copytree(folder, tmp_path / "copy", copy_function=shutil.copy)  # new times
+    assert folder_digest(copy) == first
+    # the zip packed from it has the same content digest
+    pack_folder(folder, tmp_path / "packed.zip")
+    assert zip_content_digest(tmp_path / "packed.zip", DigestCache()) == first
+    data = bytearray(image.read_bytes())
+    data[-3] ^= 0xFF  # one byte changed, size and time kept
+    image.write_bytes(bytes(data))
     os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
-    touched = folder_digest(folder)
-    assert touched != first
+    changed = folder_digest(folder)
+    assert changed != first
     (folder / "test" / "forest" / "extra.jpg").write_bytes(b"x")
-    assert folder_digest(folder) not in (first, touched)
-
-    def no_reading(*args, **kwargs):
-        raise AssertionError("folder_digest opened a file")
-
-    monkeypatch.setattr("builtins.open", no_reading)
-    folder_digest(folder)
+    assert folder_digest(folder) not in (first, changed)
     with pytest.raises(HpstudyError, match="dataset.path"):
         folder_digest(tmp_path / "nowhere")
+
+
+def unreadable_file(path: Path, monkeypatch) -> None:
+    """Make ``path`` unreadable: chmod 000, and where that binds no one (root) make opening it
+    fail the way it then fails for everyone else."""
+    path.chmod(0)
+    if os.geteuid() == 0:
+        real_open = open
+
+        def refusing_open(file, *args, **kwargs):
+            if Path(file) == path:
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr("builtins.open", refusing_open)
+
+
+@pytest.mark.parametrize("step", ["digest", "fetch"])
+def test_an_unreadable_image_is_one_paragraph_naming_it(tmp_path, monkeypatch, capsys, step):
+    folder = image_folder(tmp_path / "images")
+    image = folder / "train" / "forest" / "train-00.jpg"
+    monkeypatch.chdir(tmp_path)
+    unreadable_file(image, monkeypatch)
+    if step == "digest":
+        with pytest.raises(HpstudyError) as err:
+            folder_digest(folder)
+        message = str(err.value)
+    else:
+        argv = ["fetch", "--source", "folder", "--path", str(folder), "--out", "data/raw/x.zip"]
+        assert cli_main(argv) == 1
+        message = capsys.readouterr().err
+        assert message.startswith("hpstudy: error:") and len(message.strip().splitlines()) == 1
+        assert not Path("data/raw/x.zip").exists()
+    assert str(image) in message and "cannot be read" in message and "dataset.path" in message
+    assert "chmod a+r" in message and "Traceback" not in message
 
 
 # --------------------------------------------------------------------------- zip-slip

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,9 @@ def did_you_mean(word: str, known) -> str:
 def describe_error(err: jsonschema.ValidationError, prefix: str = "") -> str:
     """One line for one schema violation: where, what, which rule, and a hint where useful."""
     where = key_path([*filter(None, prefix.split(".")), *err.absolute_path])
+    if err.validator == "not" and "x-refused" in err.schema:
+        refused = refused_characters(err)
+        return f"{where}: {err.instance!r} holds {refused}; {err.schema['x-refused']}"
     line = f"{where}: {err.message} (schema rule: {err.validator})"
     if err.validator == "additionalProperties":
         allowed = err.schema.get("properties", {})
@@ -54,6 +58,13 @@ def describe_error(err: jsonschema.ValidationError, prefix: str = "") -> str:
     if err.validator == "type" and isinstance(err.instance, str) and wants_number:
         line += "; write a number, e.g. 1.0e-4"
     return line
+
+
+def refused_characters(err: jsonschema.ValidationError) -> str:
+    """The characters of a refused text that its rule's character class names, e.g. ``$ ( )``
+    (a control character by its escape, e.g. ``'\\n'``)."""
+    found = dict.fromkeys(re.findall(err.validator_value["pattern"], str(err.instance)))
+    return " ".join(c if c.isprintable() else repr(c) for c in found)
 
 
 def parse_scalar(text: str):
@@ -310,7 +321,23 @@ def load_config(path: str | Path) -> dict:
             "config/demo.yaml (offline) or config/config.yaml (the Kaggle data)."
         ) from None
     except yaml.YAMLError as err:
-        raise HpstudyError(
-            f"The config file {path} is not valid YAML: {err}. Fix its syntax."
-        ) from None
+        raise HpstudyError(yaml_problem(path, err)) from None
     return validate_config(raw, source=str(path))
+
+
+def yaml_problem(path: Path, err: yaml.YAMLError) -> str:
+    """What is wrong with a config file YAML cannot read, and the fix. (Snakemake reads a
+    ``--configfile`` itself before the workflow runs, and says only "not valid JSON or YAML
+    ... tab indentation"; ``hpstudy sweep --configfile`` names the cause.)"""
+    mark = getattr(err, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+    problem = getattr(err, "problem", None) or ""
+    tag = re.search(r"the tag '(?:tag:yaml\.org,2002:)?([^']+)'", problem)
+    if isinstance(err, yaml.constructor.ConstructorError) and tag:
+        return (
+            f"The config file {path} uses the YAML tag !!{tag[1]}{where}, which a config may "
+            "not use: a config holds plain values (text, numbers, true/false, lists and "
+            "mappings), and no tag is ever constructed or run. Remove the tag and write the "
+            "plain value in its place."
+        )
+    return f"The config file {path} is not valid YAML{where}: {problem or err}. Fix its syntax."

@@ -8,6 +8,8 @@ their paragraphs again at the very end.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import re
 import sys
 from collections.abc import Iterable
@@ -55,3 +57,34 @@ def reprint_failures(snakemake_logs: Iterable[str | Path], stream=None) -> int:
             stream.write(f"\n{paragraph}\n  (log: {log})\n")
     stream.flush()
     return sum(len(found) for _, found in logs)
+
+
+# Paragraphs of errors raised while Snakemake builds the DAG (in an input function or a param),
+# said again when the process exits: Snakemake reports such an error inside its own
+# InputFunctionException, with a traceback, and its onerror hook never runs.
+_DAG_ERRORS: dict[str, None] = {}
+
+
+def _say_dag_errors(stream=None) -> None:
+    stream = stream or sys.stderr
+    for message in _DAG_ERRORS:
+        stream.write(f"\n{ERROR_PREFIX} {message}\n")
+    stream.flush()
+
+
+def said_at_exit(helper):
+    """Wrap a helper that input functions or params call: an :class:`HpstudyError` it raises
+    still fails the DAG, and its paragraph is printed again, last, when the process exits."""
+    from hpstudy.errors import HpstudyError
+
+    @functools.wraps(helper)
+    def wrapped(*args, **kwargs):
+        try:
+            return helper(*args, **kwargs)
+        except HpstudyError as err:
+            if not _DAG_ERRORS:
+                atexit.register(_say_dag_errors)
+            _DAG_ERRORS.setdefault(str(err), None)
+            raise
+
+    return wrapped

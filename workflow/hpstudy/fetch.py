@@ -29,6 +29,7 @@ import zipfile
 from pathlib import Path
 
 from hpstudy.atomic import atomic_path, atomic_write_json
+from hpstudy.data.content import DigestCache, content_digest, unreadable
 from hpstudy.errors import HpstudyError
 from hpstudy.zipcheck import verify_zip
 
@@ -160,15 +161,22 @@ def folder_files(folder: str | os.PathLike, setting: str = "dataset.path") -> li
     return sorted(found)
 
 
-def folder_digest(folder: str | os.PathLike, setting: str = "dataset.path") -> str:
-    """A cheap sha256 over the listing of ``folder``: every packed file's relative path, size
-    and modification time (ns), sorted. It reads no file contents, so it notices added,
-    removed, renamed, resized or touched files, not a change that keeps size and time."""
-    folder, digest = Path(folder), hashlib.sha256()
+def folder_digest(
+    folder: str | os.PathLike, setting: str = "dataset.path", cache: DigestCache | None = None
+) -> str:
+    """The content digest of ``folder``: a sha256 over every packed file's relative path and
+    the sha256 of its bytes (:func:`hpstudy.data.content.content_digest`), equal to that of
+    the zip packed from it. Touching, copying or checking out the folder again changes
+    nothing; ``cache`` remembers each file's sha256 by its size and modification time, so a
+    file is read again only when those change. An unreadable file is an HpstudyError."""
+    folder, cache = Path(folder), cache or DigestCache()
+    entries = []
     for rel in folder_files(folder, setting):
-        info = (folder / rel).stat()
-        digest.update(f"{rel}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+        try:
+            entries.append((rel, cache.sha256(folder / rel)))
+        except OSError as err:
+            raise unreadable(folder / rel, setting, err) from None
+    return content_digest(entries)
 
 
 def pack_folder(
@@ -184,7 +192,11 @@ def pack_folder(
             for name in names:
                 source = folder / name
                 info = _fixed_info(name, source.stat().st_size)
-                with open(source, "rb") as src, zf.open(info, "w") as dst:
+                try:
+                    src = open(source, "rb")  # noqa: SIM115 - closed by the with below
+                except OSError as err:
+                    raise unreadable(source, setting, err) from None
+                with src, zf.open(info, "w") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
         verify_zip(tmp)
     return len(names)

@@ -26,7 +26,10 @@ from hpstudy import added
 from hpstudy import layout as paths
 from hpstudy.config import validate_config
 from hpstudy.errors import HpstudyError
-from hpstudy.failures import reprint_failures
+from hpstudy.failures import reprint_failures, said_at_exit
+from hpstudy.data.content import CACHE_FILE as CONTENT_CACHE
+from hpstudy.data.content import DigestCache
+from hpstudy.data.refetch import same_zip_after_fetch
 from hpstudy.fetch import folder_digest
 from hpstudy.models.catalog import weights_info
 from hpstudy.plan import build_plan, write_membership, write_run_specs
@@ -50,6 +53,19 @@ DATASET = config["dataset"]
 RAW_ZIP = LAYOUT.raw_zip(DATASET["name"])
 RAW_META = LAYOUT.raw_meta(DATASET["name"])
 CONDA_ENV = "../../envs/hpstudy.yaml"
+# The split options of fetch and preprocess, quoted for their shell lines (numbers, so the same
+# text as before quoting: these params stay as Snakemake recorded them)
+_SPLIT = {
+    key: shlex.quote(str(DATASET[key]))
+    for key in ("test_fraction", "val_fraction", "split_seed")
+}
+SPLIT_ARGS = (
+    f"--test-fraction {_SPLIT['test_fraction']} --split-seed {_SPLIT['split_seed']}"
+)
+PREPROCESS_SPLIT_ARGS = (
+    f"--test-fraction {_SPLIT['test_fraction']} --val-fraction {_SPLIT['val_fraction']}"
+    f" --split-seed {_SPLIT['split_seed']}"
+)
 HPSTUDY = "python -m hpstudy"
 # The train jobs read their settings from files written here; a job on a cluster node parses
 # the workflow again and finds the files its submitting process wrote.
@@ -59,7 +75,6 @@ MEMBERSHIP = write_membership(PLAN)
 
 
 RUN = paths.RUN_WILDCARDS
-RUN_SHELL = RUN.replace("{", "{wildcards.")  # the same, as a shell command writes it
 ANY_PRETRAINED = any(run.settings["pretrained"] for run in RUNS.values())
 
 
@@ -82,10 +97,10 @@ SEARCHES = config.get("search", {})
 # A config may hold searches alone: then there is no grid to tabulate, judge or draw
 GRID = bool(PLAN.studies)
 # selection's options naming the grid's results folder and each search's folder (a search's
-# trials compete as one more study)
-SELECT_TABLES_ARG = (f" --tables {LAYOUT.results}" if GRID else "") + "".join(
-    f" --search-tables {LAYOUT.search_dir(n)}" for n in SEARCHES
-)
+# trials compete as one more study), quoted for the shell line
+SELECT_TABLES_ARG = (
+    f" --tables {shlex.quote(LAYOUT.results)}" if GRID else ""
+) + "".join(f" --search-tables {shlex.quote(LAYOUT.search_dir(n))}" for n in SEARCHES)
 SEARCH_FILES = (
     "trials.csv", "best.yaml", "journal.log", "metrics.csv", "summary.csv", "summary.json",
     "seed_summary.csv", "headline.json",
@@ -129,11 +144,11 @@ def results_targets():
 
 
 def archive_input(wildcards):
-    """The user's local zip when dataset.source is `archive` (a newer copy refetches); a
-    folder is no input (Snakemake cannot see files change inside it): see folder_digest.
-    """
+    """The user's local zip when dataset.source is `archive`, `ancient`: its content digest
+    (a param) decides, not its time, so a copy made anew fetches nothing. A folder is no
+    input (Snakemake cannot see files change inside it): see SOURCE_DIGEST."""
     archive = DATASET["archive"] if DATASET["source"] == "archive" else None
-    return archive if archive and not os.path.isdir(archive) else []
+    return ancient(archive) if archive and not os.path.isdir(archive) else []
 
 
 def local_folder():
@@ -145,11 +160,46 @@ def local_folder():
     return archive if archive and os.path.isdir(archive) else None
 
 
-def folder_param():
-    """The folder's digest (its listing: paths, sizes, modification times), so a changed
-    folder is packed again; empty for other sources."""
+def source_digest(cache):
+    """The local source's content (a fetch param, so exactly a change of its bytes fetches
+    again): a folder's content digest, a local zip's sha256; empty for other sources."""
     folder = local_folder()
-    return f"folder {folder_digest(folder)}" if folder else ""
+    if folder:
+        setting = "dataset.path" if DATASET["source"] == "folder" else "dataset.archive"
+        return f"folder {folder_digest(folder, setting, cache)}"
+    if DATASET["source"] != "archive":
+        return ""
+    try:
+        return f"archive {cache.sha256(DATASET['archive'])}"
+    except OSError as err:
+        raise HpstudyError(
+            f"The dataset archive {DATASET['archive']} (from `dataset.archive`) cannot be "
+            f"read ({err.strerror or err}). Set `dataset.archive` to the path of the downloaded "
+            "zip (or of a folder holding the dataset), or use `dataset.source: kaggle`."
+        ) from None
+
+
+# What the data's bytes are, decided before any job runs (a job on a cluster node never
+# fetches). ZIP_SETTLED: a fetch rerun cannot change the bytes the arrays were made from, so
+# preprocess takes the raw zip as `ancient` and a rerun of fetch retrains nothing.
+SOURCE_DIGEST, ZIP_SETTLED = "", False
+if not workflow.remote_exec:
+    _DIGESTS = DigestCache(CONTENT_CACHE)
+    try:
+        SOURCE_DIGEST = source_digest(_DIGESTS)
+        ZIP_SETTLED = same_zip_after_fetch(
+            DATASET,
+            RAW_ZIP,
+            RAW_META,
+            LAYOUT.manifest(VARIANT),
+            _DIGESTS,
+            local_folder(),
+        )
+    except HpstudyError as err:
+        sys.stderr.write(f"hpstudy: error: {err}\n")
+        sys.exit(1)
+    _DIGESTS.save()
+RAW_ZIP_INPUT = ancient(RAW_ZIP) if ZIP_SETTLED else RAW_ZIP
 
 
 def run_of(wildcards):
@@ -161,6 +211,7 @@ def run_of(wildcards):
 ADDED = {}
 
 
+@said_at_exit
 def register_added(path):
     """The runs of an added-runs file a checkpoint wrote: known from now on, with their
     settings files written; returned in the file's order."""
@@ -171,6 +222,7 @@ def register_added(path):
     return runs
 
 
+@said_at_exit
 def known_run(wildcards):
     """The run a train job's wildcards name: one of the sweep's, or one a checkpoint added
     (in a job's own process, e.g. on a cluster node, read from the added-runs files)."""

@@ -22,27 +22,30 @@ rule fetch_data:
     params:
         source=DATASET["source"],
         kaggle_dataset=DATASET["kaggle_dataset"],
-        split=f"--test-fraction {DATASET['test_fraction']} --split-seed {DATASET['split_seed']}",
+        split=SPLIT_ARGS,
         archive=lambda wildcards, input: (
             f"--archive {shlex.quote(input.archive)}" if input.archive else ""
         ),
-        # a local folder: its path, and its digest so that a changed folder is packed again
-        folder=(
+        # a local folder: its path (a function of the output, which Snakemake does not
+        # record: a folder moved or copied elsewhere fetches nothing) ...
+        folder=lambda wildcards, output: (
             f"--{'path' if DATASET['source'] == 'folder' else 'archive'}"
             f" {shlex.quote(local_folder())}"
             if local_folder()
             else ""
         ),
-        folder_digest=lambda wildcards: folder_param(),
+        # ... and the local source's content digest: changed bytes fetch again
+        content=SOURCE_DIGEST,
     shell:
-        "python -m hpstudy fetch --source {params.source} --out {output.zip}"
-        " --kaggle-dataset {params.kaggle_dataset} {params.split} {params.archive}"
-        " {params.folder} > {log} 2>&1"
+        "python -m hpstudy fetch --source {params.source:q} --out {output.zip:q}"
+        " --kaggle-dataset {params.kaggle_dataset:q} {params.split} {params.archive}"
+        " {params.folder} > {log:q} 2>&1"
 
 
 rule preprocess:
     input:
-        zip=RAW_ZIP,
+        # ancient when a fetch rerun cannot change the bytes (common.smk)
+        zip=RAW_ZIP_INPUT,
     output:
         manifest=LAYOUT.manifest(VARIANT),
         arrays=LAYOUT.arrays(VARIANT),
@@ -59,15 +62,12 @@ rule preprocess:
         size=DATASET["image_size"],
         name=DATASET["name"],
         out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
-        split=(
-            f"--test-fraction {DATASET['test_fraction']}"
-            f" --val-fraction {DATASET['val_fraction']} --split-seed {DATASET['split_seed']}"
-        ),
+        split=PREPROCESS_SPLIT_ARGS,
         drop_leaks="--drop-leaks" if DATASET["drop_leaks"] else "",
     shell:
-        "python -m hpstudy preprocess --archive {input.zip} --out-dir {params.out_dir}"
-        " --size {params.size} --name {params.name} {params.split} {params.drop_leaks}"
-        " --threads {threads} > {log} 2>&1"
+        "python -m hpstudy preprocess --archive {input.zip:q} --out-dir {params.out_dir:q}"
+        " --size {params.size:q} --name {params.name:q} {params.split} {params.drop_leaks}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 # Beside the manifest, never an input of a training job: a changed threshold retrains nothing.
@@ -83,15 +83,18 @@ rule audit:
         CONDA_ENV
     params:
         near_bits=config["audit"]["near_duplicate_bits"],
+        # a function of the input: Snakemake records no such param (nothing reruns for it)
+        data_dir=lambda wildcards, input: os.path.dirname(input.index),
     shell:
-        "python -m hpstudy audit --data-dir $(dirname {input.index})"
-        " --near-duplicate-bits {params.near_bits} --out {output} > {log} 2>&1"
+        "python -m hpstudy audit --data-dir {params.data_dir:q}"
+        " --near-duplicate-bits {params.near_bits:q} --out {output:q} > {log:q} 2>&1"
 
 
 # Opt-in (dataset.pred: true): the unlabelled seg_pred images, which nothing trains on.
 rule preprocess_pred:
     input:
-        zip=RAW_ZIP,
+        # ancient when a fetch rerun cannot change the bytes (common.smk)
+        zip=RAW_ZIP_INPUT,
     output:
         LAYOUT.arrays(VARIANT, paths.PRED_FILES),
     log:
@@ -106,8 +109,9 @@ rule preprocess_pred:
         name=DATASET["name"],
         out_dir=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
-        "python -m hpstudy preprocess --pred --archive {input.zip} --out-dir {params.out_dir}"
-        " --size {params.size} --name {params.name} --threads {threads} > {log} 2>&1"
+        "python -m hpstudy preprocess --pred --archive {input.zip:q}"
+        " --out-dir {params.out_dir:q} --size {params.size:q} --name {params.name:q}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 rule fetch_weights:
@@ -118,4 +122,5 @@ rule fetch_weights:
     conda:
         CONDA_ENV
     shell:
-        "python -m hpstudy fetch-weights --model {wildcards.model} --out {output} > {log} 2>&1"
+        "python -m hpstudy fetch-weights --model {wildcards.model:q} --out {output:q}"
+        " > {log:q} 2>&1"

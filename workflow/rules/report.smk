@@ -44,8 +44,9 @@ rule aggregate:
         # content-addressed: a new path exactly when a study gains, loses or relabels a run
         membership=MEMBERSHIP,
     shell:
-        f"{HPSTUDY} aggregate --runs-dir {LAYOUT.runs} --membership {{params.membership}}"
-        f" --out-dir {LAYOUT.results} > {{log}} 2>&1"
+        f"{HPSTUDY} aggregate --runs-dir {shlex.quote(LAYOUT.runs)}"
+        f" --membership {{params.membership:q}} --out-dir {shlex.quote(LAYOUT.results)}"
+        " > {log:q} 2>&1"
 
 
 rule compare:
@@ -69,8 +70,9 @@ rule compare:
         assumed=config["comparison"]["assumed_weight_decay"],
         within=config["comparison"]["reproduced_within"],
     shell:
-        f"{HPSTUDY} compare --tables {LAYOUT.results} --assumed-weight-decay {{params.assumed}}"
-        " --reproduced-within {params.within} > {log} 2>&1"
+        f"{HPSTUDY} compare --tables {shlex.quote(LAYOUT.results)}"
+        " --assumed-weight-decay {params.assumed:q} --reproduced-within {params.within:q}"
+        " > {log:q} 2>&1"
 
 
 rule findings:
@@ -94,12 +96,13 @@ rule findings:
         CONDA_ENV
     params:
         margin=config["findings"]["margin"],
-        selected=(f" --best {BEST}" if SELECTION else "")
-        + (f" --final {FINAL_TABLE}" if FINAL else ""),
+        selected=(f" --best {shlex.quote(BEST)}" if SELECTION else "")
+        + (f" --final {shlex.quote(FINAL_TABLE)}" if FINAL else ""),
     shell:
-        f"{HPSTUDY} findings --tables {LAYOUT.results} --runs-dir {LAYOUT.runs}"
-        " --margin {params.margin}{params.selected} --audit {input.audit}"
-        " --manifest {input.manifest} --out {output.findings} > {log} 2>&1"
+        f"{HPSTUDY} findings --tables {shlex.quote(LAYOUT.results)}"
+        f" --runs-dir {shlex.quote(LAYOUT.runs)}"
+        " --margin {params.margin:q}{params.selected} --audit {input.audit:q}"
+        " --manifest {input.manifest:q} --out {output.findings:q} > {log:q} 2>&1"
 
 
 rule figure:
@@ -120,9 +123,9 @@ rule figure:
     conda:
         CONDA_ENV
     shell:
-        f"{HPSTUDY} figures --kind {{wildcards.kind}} --study {{wildcards.study}}"
-        f" --tables {LAYOUT.results} --runs-dir {LAYOUT.runs} --out {{output.png}}"
-        " > {log} 2>&1"
+        f"{HPSTUDY} figures --kind {{wildcards.kind:q}} --study {{wildcards.study:q}}"
+        f" --tables {shlex.quote(LAYOUT.results)} --runs-dir {shlex.quote(LAYOUT.runs)}"
+        " --out {output.png:q} > {log:q} 2>&1"
 
 
 rule overview_figure:
@@ -142,8 +145,8 @@ rule overview_figure:
     conda:
         CONDA_ENV
     shell:
-        f"{HPSTUDY} figures --kind {{wildcards.overview}} --tables {LAYOUT.results}"
-        " --out {output.png} > {log} 2>&1"
+        f"{HPSTUDY} figures --kind {{wildcards.overview:q}}"
+        f" --tables {shlex.quote(LAYOUT.results)} --out {{output.png:q}} > {{log:q}} 2>&1"
 
 
 rule tensorboard:
@@ -156,5 +159,9 @@ rule tensorboard:
     localrule: True
     conda:
         CONDA_ENV
+    params:
+        # a function of the input: Snakemake records no such param (nothing reruns for it)
+        run_dir=lambda wildcards, input: os.path.dirname(input[0]),
     shell:
-        f"{HPSTUDY} tensorboard --run-dir $(dirname {{input}}) --out-dir {{output}} > {{log}} 2>&1"
+        f"{HPSTUDY} tensorboard --run-dir {{params.run_dir:q}} --out-dir {{output:q}}"
+        " > {log:q} 2>&1"

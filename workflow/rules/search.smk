@@ -26,8 +26,9 @@ checkpoint search_round:
     params:
         config=lambda wildcards: search_config_json(wildcards.search),
     shell:
-        f"{HPSTUDY} search propose --config {{params.config:q}} --search {{wildcards.search}}"
-        " --round {wildcards.round} --results {input.results} --out {output} > {log} 2>&1"
+        f"{HPSTUDY} search propose --config {{params.config:q}} --search {{wildcards.search:q}}"
+        " --round {wildcards.round:q} --results {input.results:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule search_tell:
@@ -44,9 +45,9 @@ rule search_tell:
     params:
         config=lambda wildcards: search_config_json(wildcards.search),
     shell:
-        f"{HPSTUDY} search tell --config {{params.config:q}} --search {{wildcards.search}}"
-        " --proposals {input.proposals} --summaries {input.summaries} --out {output}"
-        " > {log} 2>&1"
+        f"{HPSTUDY} search tell --config {{params.config:q}} --search {{wildcards.search:q}}"
+        " --proposals {input.proposals:q} --summaries {input.summaries:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule search_finish:
@@ -67,9 +68,11 @@ rule search_finish:
         CONDA_ENV
     params:
         config=lambda wildcards: search_config_json(wildcards.search),
+        # a function of the output: Snakemake records no such param (nothing reruns for it)
+        out_dir=lambda wildcards, output: os.path.dirname(output.trials_csv),
     shell:
-        f"{HPSTUDY} search finish --config {{params.config:q}} --search {{wildcards.search}}"
-        " --results {input.results} --out $(dirname {output.trials_csv}) > {log} 2>&1"
+        f"{HPSTUDY} search finish --config {{params.config:q}} --search {{wildcards.search:q}}"
+        " --results {input.results:q} --out {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule search_figure:
@@ -89,6 +92,9 @@ rule search_figure:
     localrule: True
     conda:
         CONDA_ENV
+    params:
+        # a function of the input: Snakemake records no such param (nothing reruns for it)
+        tables=lambda wildcards, input: os.path.dirname(input.trials),
     shell:
-        f"{HPSTUDY} figures --kind {{wildcards.search_kind}} --study {{wildcards.search}}"
-        " --tables $(dirname {input.trials}) --out {output.png} > {log} 2>&1"
+        f"{HPSTUDY} figures --kind {{wildcards.search_kind:q}} --study {{wildcards.search:q}}"
+        " --tables {params.tables:q} --out {output.png:q} > {log:q} 2>&1"

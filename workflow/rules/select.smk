@@ -33,9 +33,9 @@ if FINAL:
             final=json.dumps(FINAL),
             sources=SELECT_TABLES_ARG,
         shell:
-            f"{HPSTUDY} select{{params.sources}} --runs-dir {LAYOUT.runs}"
+            f"{HPSTUDY} select{{params.sources}} --runs-dir {shlex.quote(LAYOUT.runs)}"
             " --selection {params.selection:q} --final {params.final:q}"
-            " --added-out {output.runs} --out {output.best} > {log} 2>&1"
+            " --added-out {output.runs:q} --out {output.best:q} > {log:q} 2>&1"
 
     rule final_table:
         input:
@@ -55,8 +55,8 @@ if FINAL:
         conda:
             CONDA_ENV
         shell:
-            f"{HPSTUDY} final --best {{input.best}} --added {{input.runs}}"
-            " --summaries {input.summaries} --out {output} > {log} 2>&1"
+            f"{HPSTUDY} final --best {{input.best:q}} --added {{input.runs:q}}"
+            " --summaries {input.summaries:q} --out {output:q} > {log:q} 2>&1"
 
 elif SELECTION:
 
@@ -84,6 +84,5 @@ elif SELECTION:
             selection=json.dumps(SELECTION),
             sources=SELECT_TABLES_ARG,
         shell:
-            f"{HPSTUDY} select{{params.sources}} --runs-dir {LAYOUT.runs}"
-            " --selection {params.selection:q} --out {output.best}"
-            " > {log} 2>&1"
+            f"{HPSTUDY} select{{params.sources}} --runs-dir {shlex.quote(LAYOUT.runs)}"
+            " --selection {params.selection:q} --out {output.best:q} > {log:q} 2>&1"

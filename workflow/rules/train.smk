@@ -24,7 +24,12 @@ rule train:
         mem_mb=16000,
     params:
         identity=lambda wildcards: known_run(wildcards).identity_json,
+        # functions of the input or output: Snakemake records no such param, so these paths
+        # (quoted on the shell line) are never part of a run's identity
+        settings=lambda wildcards, output: paths.settings_file(run_of(wildcards)),
+        data_dir=lambda wildcards, input: os.path.dirname(input.manifest),
+        out_dir=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
-        f"python -m hpstudy train --settings {paths.settings_file(RUN_SHELL)}"
-        " --data-dir $(dirname {input.manifest}) --out-dir $(dirname {output.summary})"
-        " --threads {threads} --gpus {resources.gpu} > {log} 2>&1"
+        "python -m hpstudy train --settings {params.settings:q} --data-dir {params.data_dir:q}"
+        " --out-dir {params.out_dir:q} --threads {threads} --gpus {resources.gpu}"
+        " > {log:q} 2>&1"
