@@ -113,9 +113,16 @@ def search_config_json(name):
     return json.dumps(search_config(config, name))
 
 
+def run_outputs(run_ids):
+    """Every file a finished run must have (layout.RUN_OUTPUTS), for each run of ``run_ids``:
+    asking for all of them, not only summary.json, retrains a run that lost one (e.g. a
+    failed second trainer's outputs, deleted by Snakemake while the first kept training)."""
+    return [LAYOUT.run_file(rid, name) for rid in run_ids for name in paths.RUN_OUTPUTS]
+
+
 def run_targets():
-    """Every run's summary (the file a finished run writes last)."""
-    return [LAYOUT.run_file(rid, "summary.json") for rid in RUNS]
+    """Every output of every run of the sweep."""
+    return run_outputs(RUNS)
 
 
 def results_targets():
@@ -188,19 +195,37 @@ def known_run(wildcards):
     )
 
 
+def final_runs():
+    """The final runs, once selection (a checkpoint) has said which runs they are."""
+    return register_added(checkpoints.select.get().output.runs)
+
+
 def final_summaries(wildcards):
-    """The final runs' summaries, once selection (a checkpoint) has said which runs they are."""
-    runs = register_added(checkpoints.select.get().output.runs)
-    return [LAYOUT.run_file(run.run_id, "summary.json") for run in runs]
+    """The final runs' summaries."""
+    return [LAYOUT.run_file(run.run_id, "summary.json") for run in final_runs()]
 
 
-def trial_summaries(wildcards):
-    """A search round's trial summaries, once its checkpoint has proposed the trials."""
+def final_outputs(wildcards):
+    """Every output of the final runs (a run missing one is trained again)."""
+    return run_outputs(run.run_id for run in final_runs())
+
+
+def trial_runs(wildcards):
+    """A search round's trials, once its checkpoint has proposed them."""
     proposals = checkpoints.search_round.get(
         search=wildcards.search, round=wildcards.round
     )
-    runs = register_added(proposals.output[0])
-    return [LAYOUT.run_file(run.run_id, "summary.json") for run in runs]
+    return register_added(proposals.output[0])
+
+
+def trial_summaries(wildcards):
+    """A search round's trial summaries."""
+    return [LAYOUT.run_file(run.run_id, "summary.json") for run in trial_runs(wildcards)]
+
+
+def trial_outputs(wildcards):
+    """Every output of a search round's trials (a trial missing one is trained again)."""
+    return run_outputs(run.run_id for run in trial_runs(wildcards))
 
 
 def pretrained_weights(wildcards):
