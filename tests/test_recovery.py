@@ -24,7 +24,7 @@ TINY = {
     "paths": {"results": "results/tiny"},
     "seeds": [0],
     "threads": {"train": 1},
-    "train": {"epochs": 2, "batch_size": 64},
+    "train": {"epochs": 4, "batch_size": 64},
     "studies": {"learning_rate": {"param": "lr", "values": [0.01]}},
 }
 
@@ -46,6 +46,15 @@ def lock_holder(workdir: Path) -> tuple[Path, int] | None:
         if text.startswith("pid "):
             return lock, int(text.split()[1])
     return None
+
+
+def training(workdir: Path) -> Path | None:
+    """The folder of the run being trained, once its trainer holds the lock and has begun its
+    epochs (metrics.csv is written first, after params.json)."""
+    if lock_holder(workdir) is None:
+        return None
+    started = list((workdir / "results" / "runs").glob("*/*/seed-0/metrics.csv"))
+    return started[0].parent if started else None
 
 
 def is_free(lock: Path) -> bool:
@@ -73,19 +82,21 @@ def test_kill_unlock_rerun_and_let_the_trainer_finish_completes_the_sweep(tmp_pa
     )  # fmt: skip
     trainer = None
     try:
-        wait_for(lambda: lock_holder(workdir) or first.poll() is not None, "the trainer")
+        # the trainer holds its lock and has written params.json and its first metrics.csv
+        wait_for(lambda: training(workdir) or first.poll() is not None, "the trainer")
         assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
         lock, trainer = lock_holder(workdir)
-        # hold the trainer mid-run (deterministic: no race with its last epoch), kill only
-        # Snakemake, as a closed terminal would
+        # hold the trainer mid-run (no race with its last epoch), kill only Snakemake, as a
+        # closed terminal would
         os.kill(trainer, signal.SIGSTOP)
+        run_dir = training(workdir)
+        assert not (run_dir / "summary.json").exists(), "stopped too late: the run had finished"
         first.kill()
         first.wait()
         snakemake(workdir, "--unlock", *args)
         refused = snakemake(workdir, *args, check=False)
         assert refused.returncode != 0
         assert f"already being trained by pid {trainer}" in refused.stdout + refused.stderr
-        run_dir = next((workdir / "results" / "runs").glob("*/*/seed-0"))
         assert not (run_dir / "params.json").exists(), "Snakemake deletes the failed job's outputs"
         os.kill(trainer, signal.SIGCONT)
         wait_for(lambda: is_free(lock), "the first trainer to finish")

@@ -180,3 +180,21 @@ def test_a_config_selecting_without_any_validation_split_is_refused_before_any_j
     )  # fmt: skip
     assert implied["selection"]["metric"] == "val_acc"
     assert implied["final"] == {"seeds": [0], "train_on": "train+val"}
+
+
+def test_final_runs_on_train_val_without_a_validation_split_are_refused_before_any_job():
+    config = {
+        "dataset": {"source": "digits"},
+        "selection": {"on_test": True},
+        "final": {"seeds": [0]},
+        "studies": {"lr": {"param": "lr", "values": [0.1]}},
+    }
+    with pytest.raises(HpstudyError) as refused:
+        validate_config(config)
+    message = str(refused.value)
+    assert "final.train_on: train" in message and "dataset.val_fraction" in message
+    assert "\n" not in message  # one paragraph
+    chosen = validate_config({**config, "final": {"seeds": [0], "train_on": "train"}})
+    assert chosen["final"]["train_on"] == "train"
+    with_val = {**config, "dataset": {"source": "digits", "val_fraction": 0.2}}
+    assert validate_config(with_val)["final"]["train_on"] == "train+val"

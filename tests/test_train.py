@@ -299,9 +299,7 @@ def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, tiny, cap
     assert untimed(read_metrics(out / "metrics.csv")) == expected
 
 
-def test_a_finishing_run_writes_params_json_again_before_its_summary(
-    tmp_path, tiny, monkeypatch
-):
+def test_a_finishing_run_writes_params_json_again_before_its_summary(tmp_path, tiny, monkeypatch):
     # Snakemake deletes a refused second trainer's outputs while the first trains on: the
     # first must still leave params.json beside its summary
     from hpstudy import train as train_module

@@ -114,9 +114,11 @@ def search_config_json(name):
 
 
 def run_outputs(run_ids):
-    """Every file a finished run must have (layout.RUN_OUTPUTS), for each run of ``run_ids``:
-    asking for all of them, not only summary.json, retrains a run that lost one (e.g. a
-    failed second trainer's outputs, deleted by Snakemake while the first kept training)."""
+    """Every file a finished run must have (layout.RUN_OUTPUTS), for each run of ``run_ids``.
+
+    Asking for all of them, not only summary.json, retrains a run that lost one (e.g. a failed
+    second trainer's outputs, deleted by Snakemake while the first kept training).
+    """
     return [LAYOUT.run_file(rid, name) for rid in run_ids for name in paths.RUN_OUTPUTS]
 
 
@@ -220,7 +222,8 @@ def trial_runs(wildcards):
 
 def trial_summaries(wildcards):
     """A search round's trial summaries."""
-    return [LAYOUT.run_file(run.run_id, "summary.json") for run in trial_runs(wildcards)]
+    runs = trial_runs(wildcards)
+    return [LAYOUT.run_file(run.run_id, "summary.json") for run in runs]
 
 
 def trial_outputs(wildcards):
