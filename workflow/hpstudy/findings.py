@@ -707,6 +707,13 @@ def audit_section(audit: dict, manifest: dict | None) -> list[str]:
                 f"({', '.join(group['classes'])}), e.g. "
                 + ", ".join(f"`{m}`" for m in group["examples"])
             )
+    phantom = (manifest or {}).get("classes_dropped")
+    if phantom:
+        lines.append(
+            f"- class folders dropped, holding no decodable image: {', '.join(phantom)} (not "
+            f"classes: the model has {len(manifest['classes'])} outputs, chance is "
+            f"{pct(1 / len(manifest['classes']))})"
+        )
     dropped = (manifest or {}).get("leaks_dropped")
     if dropped:
         removed = ", ".join(f"{n} from {split}" for split, n in dropped.items())
