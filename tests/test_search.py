@@ -473,3 +473,26 @@ def test_a_changed_near_duplicate_threshold_retrains_nothing(flow, tmp_path):
     assert "rule audit" in jobs and "rule findings" in jobs and "rule preprocess" not in jobs
     audit = json.loads(next((copy / "data/processed").glob("*/audit.json")).read_text())
     assert audit["near_duplicate_bits"] == 2
+
+
+@pytest.mark.slow
+def test_deleted_step_files_of_a_finished_search_are_written_again_training_nothing(flow, tmp_path):
+    workdir, config, _ = flow
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy, symlinks=True)
+    results = copy / "results/flow"
+    steps = ["search/small/proposals/round-1.json", "search/small/results/round-1.json",
+             "search/small/results/round-0.json", "selection/final-runs.json"]  # fmt: skip
+    before = {name: json.loads((results / name).read_text()) for name in steps}
+    trial = read_table(results / "search/small/trials.csv")["run_id"].iloc[0]
+    for name in steps:
+        (results / name).unlink()
+    (copy / "results/runs" / trial / "params.json").unlink()  # an added run lost an output
+    conf = copy / config.relative_to(workdir)
+    proc = snakemake(copy, "--cores", "2", "--configfile", str(conf))
+    assert trained(proc) == [f"variant={trial.split('/')[0]}, name={trial.split('/')[1]}, seed=0"]
+    for name in steps:
+        assert json.loads((results / name).read_text()) == before[name], name
+    assert (copy / "results/runs" / trial / "params.json").is_file()
+    again = snakemake(copy, "--cores", "2", "--configfile", str(conf))
+    assert "Nothing to be done" in again.stderr + again.stdout

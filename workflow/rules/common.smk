@@ -127,11 +127,25 @@ def run_targets():
     return run_outputs(RUNS)
 
 
+def step_targets():
+    """The files of the steps that add runs: each search round's proposals and results, and
+    the final runs' file. Targets of their own, because Snakemake looks for a job's missing
+    output only where a target or a job about to run asks for it: so a deleted one is written
+    again (from the files before it; nothing that is done retrains)."""
+    rounds = [
+        step(name, r)
+        for name, spec in SEARCHES.items()
+        for r in range(spec["rounds"])
+        for step in (LAYOUT.proposals, LAYOUT.search_results)
+    ]
+    return rounds + ([FINAL_RUNS] if FINAL else [])
+
+
 def results_targets():
     """This config's tables, findings and figures (and TensorBoard folders when enabled)."""
     grid = [LAYOUT.table(name) for name in paths.RESULT_FILES] if GRID else []
     # the data audit is an input of the findings; without a grid, a target of its own
-    tables = grid + SELECTED + search_targets() + [LAYOUT.audit(VARIANT)]
+    tables = grid + SELECTED + search_targets() + step_targets() + [LAYOUT.audit(VARIANT)]
     figures = figure_targets(LAYOUT, PLAN, DATASET)
     boards = [f"{LAYOUT.results}/tensorboard/{rid}" for rid in RUNS]
     return tables + figures + (boards if config["tensorboard"] else [])
@@ -212,12 +226,28 @@ def final_outputs(wildcards):
     return run_outputs(run.run_id for run in final_runs())
 
 
-def trial_runs(wildcards):
+def round_runs(search, round_):
     """A search round's trials, once its checkpoint has proposed them."""
-    proposals = checkpoints.search_round.get(
-        search=wildcards.search, round=wildcards.round
-    )
+    proposals = checkpoints.search_round.get(search=search, round=round_)
     return register_added(proposals.output[0])
+
+
+def trial_runs(wildcards):
+    """The trials of the search round a job's wildcards name."""
+    return round_runs(wildcards.search, wildcards.round)
+
+
+def added_run_targets(wildcards):
+    """Every output of every run a step added (search trials, final runs), once the
+    checkpoints that add them have run: an added run that lost an output (e.g. to a refused
+    second trainer) is trained again, as a run of the sweep is (run_targets)."""
+    runs = [
+        run
+        for name, spec in SEARCHES.items()
+        for r in range(spec["rounds"])
+        for run in round_runs(name, r)
+    ]
+    return run_outputs(run.run_id for run in runs + (final_runs() if FINAL else []))
 
 
 def trial_summaries(wildcards):
