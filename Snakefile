@@ -29,6 +29,7 @@ rule all:
     input:
         run_targets(),
         results_targets(),
+        added_run_targets,
         LAYOUT.arrays(VARIANT, paths.PRED_FILES) if DATASET["pred"] else [],
     localrule: True
 

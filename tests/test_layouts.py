@@ -4,6 +4,7 @@ carved where the data brings none (test from class folders, validation from trai
 from __future__ import annotations
 
 import csv
+import json
 import zipfile
 
 import numpy as np
@@ -13,14 +14,17 @@ from zipfactory import (
     image_bytes,
     jpeg_bytes,
     layout_dataset,
+    layout_name,
     solid,
     solid_dataset,
     write_folder,
     write_zip,
 )
 
+from hpstudy.audit import main as audit_main
 from hpstudy.errors import HpstudyError
 from hpstudy.fetch import pack_folder
+from hpstudy.findings import audit_section
 from hpstudy.layouts import assign_splits, carve, carve_count, find_members
 from hpstudy.preprocess import preprocess_archive
 
@@ -233,3 +237,43 @@ def test_carve_keeps_member_order_and_uses_separate_streams():
 def test_fractions_out_of_range_are_refused():
     with pytest.raises(HpstudyError, match="dataset.val_fraction"):
         assign_splits("x.zip", [], val_fraction=1.0)
+
+
+@pytest.mark.parametrize("layout", ["class-folders", "train-test"])
+def test_a_class_folder_without_a_decodable_image_is_dropped_and_named(tmp_path, layout, capsys):
+    counts = {"train": 3} if layout == "class-folders" else {"train": 3, "test": 1}
+    members = layout_dataset(layout, counts, THREE)
+    splits = ["train"] if layout == "class-folders" else ["train", "test"]
+    # one folder holding only a readme, one holding a single stray file that is no image
+    for split in splits:
+        members.append((layout_name(layout, split, "notes", "readme.md"), b"# about the data\n"))
+        members.append((layout_name(layout, split, "zz", "stray.txt"), b"not an image"))
+    zip_path = write_zip(tmp_path / "d.zip", members)
+    manifest = preprocess_archive(zip_path, tmp_path / "out", 16)
+    assert manifest["classes"] == THREE and manifest["classes_dropped"] == ["notes", "zz"]
+    assert set(manifest["splits"]["train"]["per_class"]) == set(THREE)
+    reasons = {e["member"]: e["reason"] for e in manifest["skipped"]}
+    assert "class folder 'notes' holds no decodable image" in reasons[members[-2][0]]
+    assert np.load(tmp_path / "out" / "train_y.npy").max() == 2  # three outputs, chance 1/3
+    audit_file = tmp_path / "audit.json"
+    assert audit_main(["--data-dir", str(tmp_path / "out"), "--out", str(audit_file)]) == 0
+    assert json.loads(audit_file.read_text())["classes_dropped"] == ["notes", "zz"]
+    assert "dropped, holding no decodable image: notes, zz" in capsys.readouterr().err
+    section = "\n".join(audit_section(json.loads(audit_file.read_text()), manifest))
+    assert "notes, zz" in section and "chance is 33.3%" in section
+
+
+def test_data_without_such_folders_keeps_its_manifest_and_audit_keys(tmp_path):
+    zip_path = write_zip(tmp_path / "d.zip", layout_dataset("class-folders", {"train": 3}, THREE))
+    manifest = preprocess_archive(zip_path, tmp_path / "out", 16)
+    assert "classes_dropped" not in manifest
+    assert "classes_dropped" not in (tmp_path / "out" / "manifest.json").read_text()
+    assert audit_main(["--data-dir", str(tmp_path / "out")]) == 0
+    assert "classes_dropped" not in (tmp_path / "out" / "audit.json").read_text()
+
+
+def test_a_class_of_one_image_is_still_refused_by_name_beside_a_dropped_folder(tmp_path):
+    members = layout_dataset("class-folders", {"train": 3}, ["a", "b"])
+    members += [("c/only.jpg", jpeg_bytes(solid((9, 9, 9)))), ("d/readme.md", b"text")]
+    with pytest.raises(HpstudyError, match=r"single training image \(\['c'\]\)"):
+        preprocess_archive(write_zip(tmp_path / "d.zip", members), tmp_path / "out", 16)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from conftest import copy_repo, snakemake
 
+from hpstudy import cli as hpstudy_cli
 from hpstudy import exploration, figures, plan, search
 from hpstudy.config import validate_config
 from hpstudy.errors import HpstudyError
@@ -56,6 +58,50 @@ def run_search(config, rounds=None, summaries=summary_of) -> list[dict]:
         told = search.tell(spec, proposals, [summaries(e) for e in proposals["runs"]])
         results.append(json.loads(json.dumps(told)))
     return results
+
+
+def written_round_zero(tmp_path, config) -> tuple[Path, list[str]]:
+    """Round 0 told as the DAG tells it, with its trials' summaries in the runs folder; returns
+    the results file and the arguments proposing round 1 from it."""
+    spec = config["search"]["s"]
+    proposals = json.loads(json.dumps(search.propose(config, "s", 0, [])))
+    summaries = [summary_of(e) for e in proposals["runs"]]
+    for summary in summaries:
+        path = tmp_path / config["paths"]["runs"] / summary["run_id"] / "summary.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary))
+    results = tmp_path / "round-0.json"
+    results.write_text(json.dumps(search.tell(spec, proposals, summaries)))
+    argv = ["search", "propose", "--config", json.dumps(config), "--search", "s", "--round", "1"]
+    return results, [*argv, "--results", str(results), "--out", str(tmp_path / "round-1.json")]
+
+
+def test_a_hand_edited_told_value_is_refused_naming_the_file_and_the_fix(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    results, argv = written_round_zero(tmp_path, config_with({"rounds": 2}))
+    assert hpstudy_cli.main(argv) == 0  # as told: believed
+    told = json.loads(results.read_text())
+    told["trials"][1]["value"] = 0.999
+    results.write_text(json.dumps(told))
+    capsys.readouterr()
+    assert hpstudy_cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hpstudy: error: ") and "Traceback" not in err
+    assert str(results) in err and "summary.json" in err and "0.999" in err
+    assert "delete the results file and rerun `snakemake`" in err
+
+
+@pytest.mark.parametrize("text", ['{"search": "s", "round": 0, "tri', "[]", ""])
+def test_a_truncated_results_file_is_one_paragraph(tmp_path, monkeypatch, capsys, text):
+    monkeypatch.chdir(tmp_path)
+    results, argv = written_round_zero(tmp_path, config_with({"rounds": 2}))
+    results.write_text(text)
+    assert hpstudy_cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hpstudy: error: ") and "Traceback" not in err
+    assert f"{results} is not a readable search results file" in err and "rerun" in err
 
 
 def test_same_seed_same_proposals_another_seed_others():
@@ -427,3 +473,26 @@ def test_a_changed_near_duplicate_threshold_retrains_nothing(flow, tmp_path):
     assert "rule audit" in jobs and "rule findings" in jobs and "rule preprocess" not in jobs
     audit = json.loads(next((copy / "data/processed").glob("*/audit.json")).read_text())
     assert audit["near_duplicate_bits"] == 2
+
+
+@pytest.mark.slow
+def test_deleted_step_files_of_a_finished_search_are_written_again_training_nothing(flow, tmp_path):
+    workdir, config, _ = flow
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy, symlinks=True)
+    results = copy / "results/flow"
+    steps = ["search/small/proposals/round-1.json", "search/small/results/round-1.json",
+             "search/small/results/round-0.json", "selection/final-runs.json"]  # fmt: skip
+    before = {name: json.loads((results / name).read_text()) for name in steps}
+    trial = read_table(results / "search/small/trials.csv")["run_id"].iloc[0]
+    for name in steps:
+        (results / name).unlink()
+    (copy / "results/runs" / trial / "params.json").unlink()  # an added run lost an output
+    conf = copy / config.relative_to(workdir)
+    proc = snakemake(copy, "--cores", "2", "--configfile", str(conf))
+    assert trained(proc) == [f"variant={trial.split('/')[0]}, name={trial.split('/')[1]}, seed=0"]
+    for name in steps:
+        assert json.loads((results / name).read_text()) == before[name], name
+    assert (copy / "results/runs" / trial / "params.json").is_file()
+    again = snakemake(copy, "--cores", "2", "--configfile", str(conf))
+    assert "Nothing to be done" in again.stderr + again.stdout

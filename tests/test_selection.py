@@ -3,6 +3,7 @@ with its interval and runner-up; the final runs retrain it and final.csv reports
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import yaml
 from runfactory import Sweep, approach, write_run
@@ -180,3 +181,44 @@ def test_a_config_selecting_without_any_validation_split_is_refused_before_any_j
     )  # fmt: skip
     assert implied["selection"]["metric"] == "val_acc"
     assert implied["final"] == {"seeds": [0], "train_on": "train+val"}
+
+
+def test_final_runs_on_train_val_without_a_validation_split_are_refused_before_any_job():
+    config = {
+        "dataset": {"source": "digits"},
+        "selection": {"on_test": True},
+        "final": {"seeds": [0]},
+        "studies": {"lr": {"param": "lr", "values": [0.1]}},
+    }
+    with pytest.raises(HpstudyError) as refused:
+        validate_config(config)
+    message = str(refused.value)
+    assert "final.train_on: train" in message and "dataset.val_fraction" in message
+    assert "\n" not in message  # one paragraph
+    chosen = validate_config({**config, "final": {"seeds": [0], "train_on": "train"}})
+    assert chosen["final"]["train_on"] == "train"
+    with_val = {**config, "dataset": {"source": "digits", "val_fraction": 0.2}}
+    assert validate_config(with_val)["final"]["train_on"] == "train+val"
+
+
+@pytest.mark.parametrize("selected_on", ["validation", "test"])
+def test_the_final_number_is_the_number_to_report_only_when_selected_on_validation(selected_on):
+    win = {"values": {"lr": 0.01}, "mean": 0.8, "low": 0.78, "high": 0.82, "seeds": 3}
+    best = {
+        "note": f"selected on the {selected_on} set",
+        "metric": f"{selected_on[:4]}_acc",
+        "epoch": "final",
+        "selected_on": selected_on,
+        "studies": {
+            "lr": {"winner": win, "runner_up": None, "difference": None, "separable": None}
+        },
+    }
+    final = pd.DataFrame([{"study": "lr", "winner": "lr=0.01", "train_on": "train", "epochs": 4,
+                           "test_acc_mean": 0.8, "test_acc_low": 0.78, "test_acc_high": 0.82,
+                           "seeds": 3}])  # fmt: skip
+    section = " ".join(findings.selection_section(best, final))
+    if selected_on == "validation":
+        assert "the number to report." in section
+    else:
+        assert "not a number to report as it stands" in section
+        assert "selected on the test set" in section and "that run itself" in section

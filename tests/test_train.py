@@ -295,7 +295,24 @@ def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, tiny, cap
     with caplog.at_level(logging.INFO):
         train(run_spec(tmp_path / "both", epochs=3), tiny, out, threads=1)
     assert "resuming" not in caplog.text
+    assert "starting afresh" in caplog.text
     assert untimed(read_metrics(out / "metrics.csv")) == expected
+
+
+def test_a_finishing_run_writes_params_json_again_before_its_summary(tmp_path, tiny, monkeypatch):
+    # Snakemake deletes a refused second trainer's outputs while the first trains on: the
+    # first must still leave params.json beside its summary
+    from hpstudy import train as train_module
+
+    epochs = train_module.run_epochs
+
+    def lose_params(rows, trainer, spec, metrics_path, log):
+        (metrics_path.parent / "params.json").unlink()
+        return epochs(rows, trainer, spec, metrics_path, log)
+
+    monkeypatch.setattr(train_module, "run_epochs", lose_params)
+    spec, _, out = run(tmp_path, tiny, epochs=1)
+    assert json.loads((out / "params.json").read_text())["identity"] == spec["identity"]
 
 
 def test_checkpoints_hold_only_what_weights_only_loading_accepts(tmp_path, tiny):

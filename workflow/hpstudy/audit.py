@@ -12,6 +12,7 @@ band (pigeonhole), so only hashes sharing a band value are compared.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -150,6 +151,15 @@ def summary_text(counts: dict[str, int], near_bits: int) -> str:
     return text[0].upper() + text[1:]
 
 
+def _classes_dropped(data_dir) -> list[str]:
+    """The class folders preprocessing dropped for holding no decodable image (manifest)."""
+    manifest = Path(data_dir) / "manifest.json"
+    try:
+        return list(json.loads(manifest.read_text()).get("classes_dropped", []))
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
 def audit(
     data_dir: str | os.PathLike, near_bits: int = 4, out: str | os.PathLike | None = None
 ) -> dict:
@@ -182,6 +192,9 @@ def audit(
     result["cross_split_groups"] = [entry for entry in entries if _leaks(entry["splits"])]
     result["label_conflict_groups"] = [entry for entry in entries if len(entry["classes"]) > 1]
     result["near_duplicates"] = near
+    dropped = _classes_dropped(data_dir)
+    if dropped:  # named beside the audit too (only then: the file is otherwise unchanged)
+        result["classes_dropped"] = dropped
     atomic_write_json(Path(out) if out else Path(data_dir) / AUDIT_FILE, result)
     return result
 
@@ -207,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or str(Path(args.data_dir) / AUDIT_FILE)
     print(f"hpstudy audit: {out}: {result['summary']}", file=sys.stderr)
     counts = result["counts"]
+    if result.get("classes_dropped"):
+        print(f"hpstudy audit: class folders dropped, holding no decodable image: "
+              f"{', '.join(result['classes_dropped'])}", file=sys.stderr)  # fmt: skip
     if counts["cross_split_groups"] or counts["label_conflict_groups"]:
         print(
             f"hpstudy audit: warning: {counts['cross_split_groups']} group(s) of identical "

@@ -81,6 +81,7 @@ def load_checkpoint(
     settings or training code), or one beyond ``max_epoch``, is not used.
     """
     folder = Path(checkpoint_dir)
+    corrupt = 0
     for name in (LAST, PREVIOUS):
         path = folder / name
         if not path.is_file():
@@ -89,6 +90,7 @@ def load_checkpoint(
             state = decode(path.read_bytes())
         except (CorruptCheckpoint, OSError) as err:
             LOG.warning("checkpoint %s is corrupt (%s); trying an earlier one", path, err)
+            corrupt += 1
             continue
         if state.get("trajectory") != trajectory:
             LOG.warning("checkpoint %s belongs to other settings or code; not resumed", path)
@@ -97,6 +99,8 @@ def load_checkpoint(
             LOG.info("checkpoint %s is past epoch %d; not resumed", path, max_epoch)
             continue
         return state
+    if corrupt:  # say where the "earlier one" went: nowhere
+        LOG.warning("no sound checkpoint left in %s; starting afresh from epoch 1", folder)
     return None
 
 

@@ -306,6 +306,16 @@ def validate_config(config: dict, source: str = "the config") -> dict:
             "makes its test number optimistic, set `selection.on_test: true` (every output "
             "then says so)."
         )
+    final = filled.get("final")
+    if final is not None and final["train_on"] == "train+val" and has_no_validation(dataset):
+        raise HpstudyError(
+            f"The configuration in {source} asks for final runs trained on train+val "
+            "(`final.train_on`, whose default is train+val), but dataset.source "
+            f"{dataset['source']} brings no validation split and dataset.val_fraction is 0, so "
+            "there are no validation images to add. Set `final.train_on: train` (the final runs "
+            "then train on the training split alone), or set `dataset.val_fraction` (e.g. 0.2) "
+            "to hold out part of the training images."
+        )
     return filled
 
 

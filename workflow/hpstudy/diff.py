@@ -5,14 +5,18 @@ A and B are results folders (two configs' sweeps, or the same config at two comm
 data variant (dataset, image size, splits) and the run's name, which spells out every setting
 that shapes its numbers. Per joined setting: the mean final test accuracy on each side
 (diverged runs at chance, as everywhere) and the difference B - A with its 95 % interval:
-Welch's over seeds where both sides have two or more, else the two test sets' binomial errors
-combined (labelled single-seed). Settings only one side has are listed apart.
+paired by seed where both sides ran the same two or more seeds (the t interval of the per-seed
+differences: a folder against itself gives 0 [+0.0, +0.0]), Welch's over seeds where both
+sides have two or more otherwise, else the two test sets' binomial errors combined (labelled
+single-seed). Settings only one side has are listed apart. A results folder's runs are those of
+its grid (``summary.csv``) and of its searches (``search/<name>/summary.csv``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -25,18 +29,43 @@ from hpstudy.tables import final_accuracies, read_table, write_table
 KEYS = ["variant", "name"]
 
 
+def summary_tables(folder: str | Path) -> list[Path]:
+    """The summary tables of a results folder: its grid's and each search's."""
+    folder = Path(folder)
+    grid = [folder / "summary.csv"] if (folder / "summary.csv").is_file() else []
+    return grid + sorted(folder.glob("search/*/summary.csv"))
+
+
 def runs_of(folder: str | Path) -> pd.DataFrame:
     """A results folder's runs, one row each, with their final accuracy (``accuracy``)."""
-    path = Path(folder) / "summary.csv"
-    if not path.is_file():
+    tables = summary_tables(folder)
+    if not tables:
         raise HpstudyError(
-            f"{folder} holds no summary.csv, so it is no results folder. Give two results "
-            "folders (paths.results of a config, e.g. results/demo), after `snakemake` or "
-            "`dvc pull` has filled them."
+            f"{folder} holds no summary.csv (neither a grid's nor a search's under "
+            "search/<name>/), so it is no results folder. Give two results folders "
+            "(paths.results of a config, e.g. results/demo), after `snakemake` or `dvc pull` "
+            "has filled them."
         )
-    rows = read_table(path).drop_duplicates("run_id").copy()
+    rows = pd.concat([read_table(path) for path in tables], ignore_index=True)
+    rows = rows.drop_duplicates("run_id").copy()
     rows["accuracy"] = final_accuracies(rows)
     return rows
+
+
+def difference(ga: pd.DataFrame, gb: pd.DataFrame) -> stats.Interval:
+    """B - A for one setting: paired by seed when both sides ran the same two or more seeds,
+    else Welch's over seeds, else (one seed on a side) the test sets' binomial errors."""
+    acc_a, acc_b = ga["accuracy"].to_numpy(float), gb["accuracy"].to_numpy(float)
+    by_seed_a = dict(zip(ga["seed"], acc_a, strict=True))
+    by_seed_b = dict(zip(gb["seed"], acc_b, strict=True))
+    if len(by_seed_a) >= 2 and by_seed_a.keys() == by_seed_b.keys():
+        seeds = sorted(by_seed_a)
+        diffs = [by_seed_b[seed] - by_seed_a[seed] for seed in seeds]
+        return replace(stats.one_sample(diffs, 0.0), method="paired by seed")
+    if len(acc_a) >= 2 and len(acc_b) >= 2:
+        return stats.welch(acc_b, acc_a)
+    n = int(min(ga["test_count"].iloc[0], gb["test_count"].iloc[0]))
+    return stats.single_run_difference(float(acc_b.mean()), float(acc_a.mean()), n)
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -48,11 +77,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     for key in [k for k in groups_a if k in groups_b]:
         ga, gb = groups_a[key], groups_b[key]
         acc_a, acc_b = ga["accuracy"].to_numpy(float), gb["accuracy"].to_numpy(float)
-        if len(acc_a) >= 2 and len(acc_b) >= 2:
-            interval = stats.welch(acc_b, acc_a)
-        else:
-            n = int(min(ga["test_count"].iloc[0], gb["test_count"].iloc[0]))
-            interval = stats.single_run_difference(float(acc_b.mean()), float(acc_a.mean()), n)
+        interval = difference(ga, gb)
         rows.append({
             **dict(zip(KEYS, key, strict=True)),
             "seeds_a": len(acc_a), "seeds_b": len(acc_b),
@@ -74,8 +99,9 @@ def render(joined: pd.DataFrame, only: pd.DataFrame, a: str, b: str) -> str:
     lines = [
         f"# {b} (B) against {a} (A)",
         "",
-        "Mean final test accuracy per setting; B - A with its 95% interval (Welch over seeds "
-        "where both sides have two or more, else the test sets' binomial errors: single-seed).",
+        "Mean final test accuracy per setting; B - A with its 95% interval (paired by seed "
+        "where both sides ran the same seeds, else Welch over seeds where both sides have two "
+        "or more, else the test sets' binomial errors: single-seed).",
         "",
         "| data | run | seeds A/B | A | B | B - A [95% interval] |",
         "|---|---|---|---|---|---|",

@@ -631,6 +631,15 @@ def comparison_section(comparison: pd.DataFrame) -> list[str]:
     return [*lines, ""]
 
 
+# with selection.on_test the test split chose the winner: its test number is no clean estimate
+ON_TEST_FINAL = (
+    "not a number to report as it stands: the winners were selected on the test set, so their "
+    "test accuracy is optimistic, and a final run with the settings and seed of a run of the "
+    "sweep is that run itself (the very number that won). Say that it was selected on the test "
+    "set, or hold out a validation split (`dataset.val_fraction`) for an unbiased number."
+)
+
+
 def selection_section(best: dict, final: pd.DataFrame | None) -> list[str]:
     """The winners (best.yaml) and, when retrained, their test accuracy (final.csv)."""
     lines = [
@@ -668,7 +677,8 @@ def selection_section(best: dict, final: pd.DataFrame | None) -> list[str]:
         lines += [
             "",
             "The winners retrained (on the split named below, for the selected number of "
-            "epochs) and evaluated on the test split once: the number to report.",
+            "epochs) and evaluated on the test split once: "
+            + (ON_TEST_FINAL if best.get("selected_on") == "test" else "the number to report."),
             "",
             "| study | winner | trained on | epochs | test accuracy |",
             "|---|---|---|---|---|",
@@ -707,6 +717,13 @@ def audit_section(audit: dict, manifest: dict | None) -> list[str]:
                 f"({', '.join(group['classes'])}), e.g. "
                 + ", ".join(f"`{m}`" for m in group["examples"])
             )
+    phantom = (manifest or {}).get("classes_dropped")
+    if phantom:
+        lines.append(
+            f"- class folders dropped, holding no decodable image: {', '.join(phantom)} (not "
+            f"classes: the model has {len(manifest['classes'])} outputs, chance is "
+            f"{pct(1 / len(manifest['classes']))})"
+        )
     dropped = (manifest or {}).get("leaks_dropped")
     if dropped:
         removed = ", ".join(f"{n} from {split}" for split, n in dropped.items())

@@ -73,6 +73,7 @@ class Members:
     skipped: list[dict[str, str]]
     classes: list[str] = field(default_factory=list)
     split: dict[str, float | int] = field(default_factory=dict)  # how carved splits were made
+    dropped: list[str] = field(default_factory=list)  # class folders without a decodable image
 
 
 def _parts(name: str) -> list[str]:
@@ -190,6 +191,31 @@ def find_members(zip_path: str | Path, infos: list[zipfile.ZipInfo]) -> Members:
     return Members(layout, splits, skipped)
 
 
+def drop_imageless_classes(members: Members, has_image) -> list[str]:
+    """Remove the classes none of whose members (in any labelled split) ``has_image(infos)``
+    finds decodable; their members go to ``skipped`` and their names, sorted, to
+    ``members.dropped``, which is returned."""
+    labelled = [split for split in members.splits if split != "pred"]
+    by_class: dict[str, list[zipfile.ZipInfo]] = {}
+    for split in labelled:
+        for info, name in zip(members.splits[split].infos, members.splits[split].class_names,
+                              strict=True):  # fmt: skip
+            by_class.setdefault(name, []).append(info)
+    dropped = [name for name in sorted(by_class) if not has_image(by_class[name])]
+    for split in labelled if dropped else ():
+        kept = SplitMembers()
+        for info, name in zip(members.splits[split].infos, members.splits[split].class_names,
+                              strict=True):  # fmt: skip
+            if name in dropped:
+                reason = f"class folder {name!r} holds no decodable image: class dropped"
+                members.skipped.append({"member": info.filename, "reason": reason})
+            else:
+                kept.add(info, name)
+        members.splits[split] = kept
+    members.dropped = dropped
+    return dropped
+
+
 def _expected(layout: str, split: str) -> str:
     if layout == "kaggle":
         return f"seg_{split}/seg_{split}/<class>/<image> or seg_{split}/<class>/<image>"
@@ -278,12 +304,14 @@ def assign_splits(
     test_fraction: float = 0.2,
     val_fraction: float = 0.0,
     split_seed: int = 0,
+    has_image=None,
 ) -> Members:
     """Place the zip entries ``infos`` in their layout (:func:`find_members`) and carve what
     the data lacks: the test split of class folders (``test_fraction`` of each class) and,
     when ``val_fraction`` > 0 and the data brings no validation folder, a validation split
     out of train. ``Members.split`` records the fractions used and the seed (empty when
-    nothing was carved)."""
+    nothing was carved). With ``has_image`` (members -> whether one decodes), classes without
+    a decodable image are dropped first (:func:`drop_imageless_classes`)."""
     zip_path = Path(zip_path)
     if not 0.0 < test_fraction < 1.0 or not 0.0 <= val_fraction < 1.0 or split_seed < 0:
         raise HpstudyError(
@@ -292,6 +320,8 @@ def assign_splits(
             f"and `dataset.split_seed` must be >= 0 (got {split_seed})."
         )
     members = find_members(zip_path, infos)
+    if has_image is not None:
+        drop_imageless_classes(members, has_image)
     splits = members.splits
     if members.layout == "class-folders":
         classes = _carvable(zip_path, splits["train"], "test", "dataset.test_fraction")

@@ -13,6 +13,7 @@ temporary names and renamed; the manifest, which downstream rules depend on, is 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import threading
@@ -32,6 +33,7 @@ from hpstudy.atomic import (
     temp_name,
     write_if_changed,
 )
+from hpstudy.data.image_classes import zip_has_image
 from hpstudy.errors import HpstudyError, disk_full, is_disk_full
 from hpstudy.fetch import sha256_file
 from hpstudy.fingerprint import INDEX_FILE, Fingerprint, fingerprint, index_text
@@ -328,9 +330,10 @@ def preprocess_archive(
         raise HpstudyError(f"The image size ({size}) and threads ({threads}) must be >= 1.")
     with open_zip(zip_path) as archive:
         infos = safe_members(archive)
-    members = assign_splits(
-        zip_path, infos, test_fraction, 0.0 if pred else val_fraction, split_seed
-    )
+        members = assign_splits(
+            zip_path, infos, test_fraction, 0.0 if pred else val_fraction, split_seed,
+            has_image=functools.partial(zip_has_image, archive),
+        )  # fmt: skip
     splits = members.splits
     wanted = ("pred",) if pred else tuple(s for s in ("train", "test", "val") if s in splits)
     index = out_dir / (PRED_INDEX if pred else MANIFEST)
@@ -385,6 +388,8 @@ def _manifest(zip_path, out_dir, name, size, members, results, pred, drop_leaks)
     if members.split and not pred:
         manifest["split"] = dict(members.split)
     manifest["classes"] = members.classes
+    if members.dropped and not pred:  # only then: other data keeps a byte-identical manifest
+        manifest["classes_dropped"] = members.dropped
     manifest["splits"] = {split: result.summary for split, result in results.items()}
     if drop_leaks and not pred:
         manifest["leaks_dropped"] = {s: r.dropped for s, r in results.items() if s != "train"}
@@ -444,6 +449,9 @@ def _report(args, manifest: dict) -> None:
         print(f"  splits carved here: {settings}", file=sys.stderr)
     if args.val_fraction > 0 and "val_fraction" not in manifest.get("split", {}) and not args.pred:
         print("  the data brings a validation folder: --val-fraction ignored", file=sys.stderr)
+    if "classes_dropped" in manifest:
+        print(f"  class folders dropped, holding no decodable image: "
+              f"{', '.join(manifest['classes_dropped'])}", file=sys.stderr)  # fmt: skip
     if "leaks_dropped" in manifest:
         dropped = ", ".join(f"{n} from {split}" for split, n in manifest["leaks_dropped"].items())
         print(f"  exact copies of training images dropped: {dropped}", file=sys.stderr)

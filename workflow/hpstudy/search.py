@@ -316,13 +316,9 @@ def tell(spec: dict, proposals: dict, summaries: list[dict]) -> dict:
     """The round's results: each trial's metric at its last epoch, in slot order. A diverged
     trial counts at chance for an accuracy metric and fails for a loss."""
     metric = metric_of(spec)
-    column = SUMMARY_COLUMN[metric]
     told = []
     for entry, summary in zip(proposals["runs"], summaries, strict=True):
-        value, state = summary.get(column), COMPLETE
-        if summary["diverged"] or value is None:
-            chance = 1 / summary["params"]["data"]["num_classes"]
-            value, state = (chance, DIVERGED) if maximise(metric) else (None, FAILED)
+        value, state = told_value(metric, summary)
         told.append(
             {"trial": entry["trial"], "slot": entry["slot"], "round": proposals["round"],
              "rung": entry["rung"], "params": entry["params"],
@@ -332,6 +328,43 @@ def tell(spec: dict, proposals: dict, summaries: list[dict]) -> dict:
         )  # fmt: skip
     return {"search": proposals["search"], "round": proposals["round"], "metric": metric,
             "note": proposals["note"], "trials": told}  # fmt: skip
+
+
+def told_value(metric: str, summary: dict) -> tuple[float | None, str]:
+    """A trial's value and state from its summary.json: its metric at its last epoch; a
+    diverged trial counts at chance for an accuracy metric and fails for a loss."""
+    value = summary.get(SUMMARY_COLUMN[metric])
+    if summary["diverged"] or value is None:
+        chance = 1 / summary["params"]["data"]["num_classes"]
+        return (chance, DIVERGED) if maximise(metric) else (None, FAILED)
+    return value, COMPLETE
+
+
+def verify_results(spec: dict, paths: list[str], results: list[dict], runs_dir: Path) -> None:
+    """Refuse a results file whose told metric is not what its trial's summary.json says
+    (a hand-edited value would steer the later rounds and contradict best.yaml)."""
+    metric = metric_of(spec)
+    for path, result in zip(paths, results, strict=True):
+        for told in result["trials"]:
+            summary_path = runs_dir / told["run_id"] / "summary.json"
+            try:
+                summary = json.loads(summary_path.read_text())
+                actual = (*told_value(metric, summary), summary["epochs_completed"])
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise HpstudyError(
+                    f"{path} tells trial {told['trial']} of run {told['run_id']}, whose "
+                    f"summary {summary_path} cannot be read ({err}). Run `snakemake` again: it "
+                    "retrains the run and then writes the round's results again."
+                ) from err
+            if actual != (told["value"], told["state"], told["epochs"]):
+                raise HpstudyError(
+                    f"{path} says trial {told['trial']} ({told['run_id']}) scored "
+                    f"{told['value']} ({told['state']}, {told['epochs']} epochs), but its "
+                    f"summary {summary_path} says {actual[0]} ({actual[1]}, {actual[2]} "
+                    "epochs): the results file was edited or copied from other runs. A search "
+                    "believes only its trials' summaries: delete the results file and rerun "
+                    "`snakemake`, which writes it again from them."
+                )
 
 
 # --- after the last round --------------------------------------------------------------------
@@ -419,10 +452,31 @@ def finish(config: dict, name: str, results: list[dict], out_dir: Path, runs_dir
     return best
 
 
-def read_results(paths: list[str]) -> list[dict]:
-    """Results files, in round order (each says its round)."""
-    results = [json.loads(Path(p).read_text()) for p in paths]
-    return sorted(results, key=lambda r: r["round"])
+def read_step_file(path: str | Path, what: str) -> dict:
+    """A proposals or results file of a search, or one paragraph saying it does not read."""
+    try:
+        content = json.loads(Path(path).read_text())
+        if not isinstance(content, dict) or not isinstance(content["round"], int):
+            raise ValueError("no round")
+        if not all(isinstance(t, dict) for t in content["trials" if what == "results" else "runs"]):
+            raise ValueError("a trial is not a mapping")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise HpstudyError(
+            f"{path} is not a readable search {what} file ({err}): it was cut short or edited. "
+            "The search's steps write it; delete it and rerun `snakemake`, which writes it "
+            "again from the trials' summaries (training nothing that is done)."
+        ) from err
+    return content
+
+
+def read_results(paths: list[str], spec: dict | None = None, runs_dir: Path | None = None):
+    """Results files, in round order (each says its round); with ``spec`` and ``runs_dir``,
+    each told value checked against its trial's summary.json."""
+    results = [read_step_file(p, "results") for p in paths]
+    if spec is not None and runs_dir is not None:
+        verify_results(spec, paths, results, runs_dir)
+    order = sorted(range(len(results)), key=lambda i: results[i]["round"])
+    return [results[i] for i in order]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -449,24 +503,26 @@ def main(argv: list[str] | None = None) -> int:
             f"{', '.join(config.get('search', {})) or 'none'}."
         )
     spec = spec_of(config, args.search)
+    runs_dir = Path(Layout.from_config(config).runs)
     if args.step == "propose":
         if args.round == 0:
             epochs = trial_settings(config, spec, {}, None)["epochs"]
             LOG.info("search %s: budget %s", args.search, epoch_budget(spec, epochs))
-        proposals = propose(config, args.search, args.round, read_results(args.results))
+        results = read_results(args.results, spec, runs_dir)
+        proposals = propose(config, args.search, args.round, results)
         added.write(args.out, f"search {args.search} round {args.round}", proposals["runs"],
                     search=args.search, round=args.round, note=proposals["note"])  # fmt: skip
         for run in proposals["runs"]:
             print(f"trial {run['trial']}: {run['params']} ({run['settings']['epochs']} epochs)")
     elif args.step == "tell":
-        proposals = json.loads(Path(args.proposals).read_text())
+        proposals = read_step_file(args.proposals, "proposals")
         summaries = [json.loads(Path(p).read_text()) for p in args.summaries]
         atomic_write_json(args.out, tell(spec, proposals, summaries))
     else:
-        results = read_results(args.results)
+        results = read_results(args.results, spec, runs_dir)
         out = Path(args.out)
         layout = Layout.from_config(config)
-        best = finish(config, args.search, results, out, Path(layout.runs))
+        best = finish(config, args.search, results, out, runs_dir)
         variant = data_variant(config["dataset"])
         cleared = remove_pruned_checkpoints(spec, results, variant, layout)
         chosen = best["studies"][args.search]["winner"]

@@ -2,9 +2,9 @@
 
 The run's settings file (written where the sweep is built, :mod:`hpstudy.plan`) is trusted as
 it is: the config was validated there. Outputs in ``out_dir``: params.json at the start,
-metrics.csv rewritten atomically after every epoch, model.pt and, last, summary.json. A resume
-checkpoint is written after every epoch; a killed job started again continues from the last
-complete epoch and ends with the same numbers as an uninterrupted run.
+metrics.csv rewritten atomically after every epoch, model.pt, params.json again and, last,
+summary.json. A resume checkpoint is written after every epoch; a killed job started again
+continues from the last complete epoch and ends with the same numbers as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -279,6 +279,9 @@ def train(
         weights = io.BytesIO()
         torch.save(trainer.model.state_dict(), weights)
         atomic_write_bytes(out_dir / "model.pt", weights.getvalue())
+        # again: Snakemake deletes a failed job's outputs, and a second trainer refused by the
+        # run lock fails while this one trains on; summary.json must never stand without it
+        atomic_write_json(out_dir / "params.json", params)
         atomic_write_json(out_dir / "summary.json", summary)
         if not settings["keep_checkpoint"]:
             checkpoint.remove_checkpoints(ckpt_dir, spec.get("checkpoint_root", ckpt_dir.parent))

@@ -128,16 +128,39 @@ def search_config_json(name):
     return json.dumps(search_config(config, name))
 
 
+def run_outputs(run_ids):
+    """Every file a finished run must have (layout.RUN_OUTPUTS), for each run of ``run_ids``.
+
+    Asking for all of them, not only summary.json, retrains a run that lost one (e.g. a failed
+    second trainer's outputs, deleted by Snakemake while the first kept training).
+    """
+    return [LAYOUT.run_file(rid, name) for rid in run_ids for name in paths.RUN_OUTPUTS]
+
+
 def run_targets():
-    """Every run's summary (the file a finished run writes last)."""
-    return [LAYOUT.run_file(rid, "summary.json") for rid in RUNS]
+    """Every output of every run of the sweep."""
+    return run_outputs(RUNS)
+
+
+def step_targets():
+    """The files of the steps that add runs: each search round's proposals and results, and
+    the final runs' file. Targets of their own, because Snakemake looks for a job's missing
+    output only where a target or a job about to run asks for it: so a deleted one is written
+    again (from the files before it; nothing that is done retrains)."""
+    rounds = [
+        step(name, r)
+        for name, spec in SEARCHES.items()
+        for r in range(spec["rounds"])
+        for step in (LAYOUT.proposals, LAYOUT.search_results)
+    ]
+    return rounds + ([FINAL_RUNS] if FINAL else [])
 
 
 def results_targets():
     """This config's tables, findings and figures (and TensorBoard folders when enabled)."""
     grid = [LAYOUT.table(name) for name in paths.RESULT_FILES] if GRID else []
     # the data audit is an input of the findings; without a grid, a target of its own
-    tables = grid + SELECTED + search_targets() + [LAYOUT.audit(VARIANT)]
+    tables = grid + SELECTED + search_targets() + step_targets() + [LAYOUT.audit(VARIANT)]
     figures = figure_targets(LAYOUT, PLAN, DATASET)
     boards = [f"{LAYOUT.results}/tensorboard/{rid}" for rid in RUNS]
     return tables + figures + (boards if config["tensorboard"] else [])
@@ -240,19 +263,54 @@ def known_run(wildcards):
     )
 
 
+def final_runs():
+    """The final runs, once selection (a checkpoint) has said which runs they are."""
+    return register_added(checkpoints.select.get().output.runs)
+
+
 def final_summaries(wildcards):
-    """The final runs' summaries, once selection (a checkpoint) has said which runs they are."""
-    runs = register_added(checkpoints.select.get().output.runs)
-    return [LAYOUT.run_file(run.run_id, "summary.json") for run in runs]
+    """The final runs' summaries."""
+    return [LAYOUT.run_file(run.run_id, "summary.json") for run in final_runs()]
+
+
+def final_outputs(wildcards):
+    """Every output of the final runs (a run missing one is trained again)."""
+    return run_outputs(run.run_id for run in final_runs())
+
+
+def round_runs(search, round_):
+    """A search round's trials, once its checkpoint has proposed them."""
+    proposals = checkpoints.search_round.get(search=search, round=round_)
+    return register_added(proposals.output[0])
+
+
+def trial_runs(wildcards):
+    """The trials of the search round a job's wildcards name."""
+    return round_runs(wildcards.search, wildcards.round)
+
+
+def added_run_targets(wildcards):
+    """Every output of every run a step added (search trials, final runs), once the
+    checkpoints that add them have run: an added run that lost an output (e.g. to a refused
+    second trainer) is trained again, as a run of the sweep is (run_targets)."""
+    runs = [
+        run
+        for name, spec in SEARCHES.items()
+        for r in range(spec["rounds"])
+        for run in round_runs(name, r)
+    ]
+    return run_outputs(run.run_id for run in runs + (final_runs() if FINAL else []))
 
 
 def trial_summaries(wildcards):
-    """A search round's trial summaries, once its checkpoint has proposed the trials."""
-    proposals = checkpoints.search_round.get(
-        search=wildcards.search, round=wildcards.round
-    )
-    runs = register_added(proposals.output[0])
+    """A search round's trial summaries."""
+    runs = trial_runs(wildcards)
     return [LAYOUT.run_file(run.run_id, "summary.json") for run in runs]
+
+
+def trial_outputs(wildcards):
+    """Every output of a search round's trials (a trial missing one is trained again)."""
+    return run_outputs(run.run_id for run in trial_runs(wildcards))
 
 
 def pretrained_weights(wildcards):

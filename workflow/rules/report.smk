@@ -18,7 +18,7 @@ wildcard_constraints:
 
 rule aggregate:
     input:
-        [LAYOUT.run_file(rid, "summary.json") for rid in RUNS],
+        run_outputs(RUNS),
     output:
         metrics=LAYOUT.table("metrics.csv"),
         summary=report(

@@ -42,6 +42,7 @@ if FINAL:
             best=BEST,
             runs=FINAL_RUNS,
             summaries=final_summaries,
+            outputs=final_outputs,
         output:
             report(
                 FINAL_TABLE,
