@@ -93,7 +93,9 @@ def test_a_hand_edited_told_value_is_refused_naming_the_file_and_the_fix(
     assert "delete the results file and rerun `snakemake`" in err
 
 
-@pytest.mark.parametrize("text", ['{"search": "s", "round": 0, "tri', "[]", ""])
+@pytest.mark.parametrize(
+    "text", ['{"search": "s", "round": 0, "tri', "[]", "", '{"round": 0, "trials": [{}]}']
+)
 def test_a_truncated_results_file_is_one_paragraph(tmp_path, monkeypatch, capsys, text):
     monkeypatch.chdir(tmp_path)
     results, argv = written_round_zero(tmp_path, config_with({"rounds": 2}))

@@ -53,6 +53,7 @@ SUMMARY_COLUMN = {  # the metric -> the summary.json number it reads (a trial's 
     "val_acc": "final_val_acc", "val_loss": "final_val_loss",
     "test_acc": "final_test_acc", "test_loss": "final_test_loss",
 }  # fmt: skip
+TOLD_KEYS = frozenset({"trial", "run_id", "value", "state", "epochs", "params"})  # per told trial
 SIGNIFICANT_DIGITS = 3
 COMPLETE, DIVERGED, FAILED = "complete", "diverged", "failed"
 
@@ -458,8 +459,10 @@ def read_step_file(path: str | Path, what: str) -> dict:
         content = json.loads(Path(path).read_text())
         if not isinstance(content, dict) or not isinstance(content["round"], int):
             raise ValueError("no round")
-        if not all(isinstance(t, dict) for t in content["trials" if what == "results" else "runs"]):
-            raise ValueError("a trial is not a mapping")
+        needed = TOLD_KEYS if what == "results" else {"settings", "seed"}
+        entries = content["trials" if what == "results" else "runs"]
+        if not all(isinstance(t, dict) and needed <= t.keys() for t in entries):
+            raise ValueError(f"a trial lacks one of {', '.join(sorted(needed))}")
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise HpstudyError(
             f"{path} is not a readable search {what} file ({err}): it was cut short or edited. "
