@@ -392,7 +392,7 @@ def remove_pruned_checkpoints(spec: dict, results: list[dict], variant: str, lay
         return 0
 
     def folder(told: dict) -> Path:
-        run = make_run(told["settings"], told["seed"], variant)
+        run = make_run(told["settings"], told["seed"], variant)  # the folder ignores channels
         return Path(run_spec(run, layout)["checkpoint_dir"])
 
     kept = {folder(t) for t in results[-1]["trials"]}
