@@ -52,7 +52,9 @@ def test_streamed_batches_equal_the_in_memory_ones_in_order(data):
     memory = load_split(data, "train", CPU, manifest)
     options = BatchOptions(16, "none", True, False)
     streamed.images.plan_epoch(3, 2, 16)
-    pairs = zip(train_batches(streamed, options, 3, 2), train_batches(memory, options, 3, 2))
+    pairs = zip(
+        train_batches(streamed, options, 3, 2), train_batches(memory, options, 3, 2), strict=True
+    )
     for (a, la), (b, lb) in pairs:
         assert torch.equal(a, b) and torch.equal(la, lb)
     assert torch.equal(test.images[0:7], load_split(data, "test", CPU, manifest).images[0:7])
