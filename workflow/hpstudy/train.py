@@ -41,7 +41,12 @@ from hpstudy.models import parameter_counts
 from hpstudy.run_files import METRIC_COLUMNS, divergence
 from hpstudy.runlock import run_lock
 from hpstudy.runtime import Runtime, precision_name
-from hpstudy.training.channels import adapt_to_channels, input_channels, model_input_channels
+from hpstudy.training.channels import (
+    adapt_to_channels,
+    gray_as_rgb,
+    input_channels,
+    model_input_channels,
+)
 from hpstudy.training.class_weight import class_weighted_loss
 from hpstudy.training.split_scores import PredictionRecorder, epoch_scores, summary_scores
 from hpstudy.training.splits import load_splits, streamed_images
@@ -253,6 +258,11 @@ def train(
         check_validation(settings, manifest, data_dir)
         train_split, test_split, val = load_splits(settings, manifest, data_dir, runtime.device)
         splits = [train_split, test_split]
+        channels = input_channels(manifest)
+        if model_input_channels(channels, settings["normalization"]) > channels:
+            for split in (*splits, val):
+                if split is not None:
+                    gray_as_rgb(split)
         clock.mark("arrays")
         num_classes, image_size = len(manifest["classes"]), int(manifest["image_size"])
         trainer = build_trainer(

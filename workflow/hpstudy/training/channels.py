@@ -26,10 +26,22 @@ def input_channels(manifest: dict) -> int:
 
 
 def model_input_channels(channels: int, normalization: str) -> int:
-    """The channels the model receives. With ``normalization: imagenet`` the batches' per-channel
-    normalisation broadcasts one gray channel to three (the gray image normalised by each RGB
-    channel's mean and std), so the model keeps its three-channel first layer."""
+    """The channels the model receives. ``normalization: imagenet`` normalises each of three
+    RGB channels by its own mean and std, so a gray image is fed as three equal channels
+    (:func:`gray_as_rgb`) and the model keeps its three-channel first layer."""
     return 3 if normalization == "imagenet" else channels
+
+
+def gray_as_rgb(split):
+    """A one-channel split seen as three equal channels, without copying it: a stride-0 view
+    in memory (each batch gathered from it is a real three-channel batch), or a streamed split
+    told to widen its batches. Returns the split."""
+    images = split.images
+    if isinstance(images, torch.Tensor):
+        split.images = images.expand(*images.shape[:3], 3)
+    else:
+        images.widen_to = 3
+    return split
 
 
 def first_convolution(model: nn.Module) -> nn.Conv2d:

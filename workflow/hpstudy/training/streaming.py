@@ -110,6 +110,7 @@ class StreamedImages:
         self.queue: queue.Queue | None = None
         self.stop = threading.Event()
         self.checked = False  # the current pass's first batch was compared with the plan
+        self.widen_to: int | None = None  # gray fed as three equal channels (imagenet norm)
 
     def __len__(self) -> int:
         return int(self.starts[-1])
@@ -117,7 +118,8 @@ class StreamedImages:
     @property
     def shape(self) -> tuple[int, ...]:
         """(N, H, W, C), like the in-memory tensor's."""
-        return (len(self), *self.row_shape)
+        shape = (len(self), *self.row_shape)
+        return shape if self.widen_to is None else (*shape[:3], self.widen_to)
 
     # --- reading ---------------------------------------------------------------------------
     def read(self, index: np.ndarray) -> torch.Tensor:
@@ -187,6 +189,11 @@ class StreamedImages:
         return np.array_equal(expected, key.cpu().numpy())
 
     def _take(self, key) -> torch.Tensor:
+        """The batch ``key`` asks for (widened to ``widen_to`` channels when set)."""
+        batch = self._next(key)
+        return batch if self.widen_to is None else batch.expand(*batch.shape[:3], self.widen_to)
+
+    def _next(self, key) -> torch.Tensor:
         """The next prefetched batch when it is the one asked for, else a direct read."""
         if not self._foreseen(key):
             self.halt()
