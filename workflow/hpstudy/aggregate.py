@@ -6,7 +6,8 @@ planned) says which studies hold which runs. This module only flattens them:
 
 - ``metrics.csv``: one row per run x epoch: the run's settings beside its per-epoch metrics
   (the per-epoch learning rate is ``epoch_lr``: ``lr`` is the configured rate);
-- ``summary.csv`` / ``summary.json``: one row per study x run;
+- ``summary.csv`` / ``summary.json``: one row per study x run (with each run's final test
+  balanced accuracy and macro-F1, computed here from its ``predictions.npz``);
 - ``seed_summary.csv``: per study and setting, the mean, standard deviation and count of the
   per-run numbers across seeds;
 - ``headline.json``: the sweep at a glance for ``dvc metrics show`` / ``dvc exp show``: per
@@ -26,6 +27,7 @@ import pandas as pd
 from hpstudy.atomic import atomic_write_json
 from hpstudy.errors import HpstudyError
 from hpstudy.layout import RUN_OUTPUTS
+from hpstudy.report.class_metrics import prediction_scores
 from hpstudy.tables import (
     RUN_COLUMNS,
     setting_columns,
@@ -40,6 +42,7 @@ SEED_STAT_COLUMNS = [
     "final_test_acc", "best_test_acc", "best_epoch", "final_train_loss", "final_test_loss",
     "min_test_loss", "min_test_loss_epoch", "mean_epoch_time_s", "peak_memory_mb",
     "param_count", "conv_param_count", "fc_param_count",
+    "final_test_balanced_acc", "final_test_macro_f1",
 ]  # fmt: skip
 
 
@@ -64,6 +67,8 @@ def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
             f"{run_dir / 'summary.json'} was written by an older hpstudy (no `params`). "
             "Run snakemake again: it retrains the run."
         )
+    # scores that weigh every class alike, from the saved test predictions: older runs too
+    summary = {**summary, **prediction_scores(run_dir)}
     return summary, pd.read_csv(run_dir / "metrics.csv")
 
 
