@@ -28,6 +28,7 @@ from hpstudy.atomic import atomic_write_json
 from hpstudy.errors import HpstudyError
 from hpstudy.layout import RUN_OUTPUTS
 from hpstudy.report.class_metrics import prediction_scores
+from hpstudy.run_files import METRIC_COLUMNS
 from hpstudy.tables import (
     RUN_COLUMNS,
     setting_columns,
@@ -89,12 +90,19 @@ def summary_row(summary: dict) -> dict:
     return {key: value for key, value in summary.items() if key not in ("run_id", "params")}
 
 
+def missing_columns(epochs: pd.DataFrame) -> list[str]:
+    """The metrics.csv columns an older run's file lacks."""
+    return [column for column in METRIC_COLUMNS if column not in epochs.columns]
+
+
 def build_metrics_table(runs: dict[str, tuple[dict, pd.DataFrame]]) -> pd.DataFrame:
     """One row per run x epoch, each run once; one :func:`pandas.concat`."""
     frames = []
     for summary, epochs in runs.values():
         cells = run_cells(summary)
-        frame = epochs.rename(columns=RENAMED_EPOCH_COLUMNS)
+        # a run trained before a column existed (e.g. balanced accuracy) has it empty
+        frame = epochs.reindex(columns=[*epochs.columns, *missing_columns(epochs)])
+        frame = frame.rename(columns=RENAMED_EPOCH_COLUMNS)
         front = pd.DataFrame({k: [v] * len(frame) for k, v in cells.items()}, index=frame.index)
         frames.append(pd.concat([front, frame], axis=1))
     return pd.concat(frames, ignore_index=True, sort=False)
