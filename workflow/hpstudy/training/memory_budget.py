@@ -14,10 +14,24 @@ import os
 from pathlib import Path
 
 BUDGET_SHARE = 0.5  # the rest is for the model, its activations and the framework
-CGROUP_FILES = (  # (limit, usage) in cgroup v2, then v1
-    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+V1_FILES = (
+    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    "/sys/fs/cgroup/memory/memory.usage_in_bytes",
 )
+
+
+def cgroup_files() -> list[tuple[str, str]]:
+    """(limit, usage) files to try: the process's own cgroup v2 folder (SLURM puts each job in
+    one), the cgroup v2 root as a container sees it, then cgroup v1."""
+    found = []
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            if line.startswith("0::"):
+                own = "/sys/fs/cgroup" + line[3:].rstrip("/")
+                found.append((f"{own}/memory.max", f"{own}/memory.current"))
+    except OSError:
+        pass
+    return [*found, ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"), V1_FILES]
 
 
 def _read_int(path: str) -> int | None:
@@ -37,7 +51,7 @@ def host_available_bytes() -> int:
                 available = int(line.split()[1]) * 1024
     except OSError:
         pass
-    for limit_file, usage_file in CGROUP_FILES:
+    for limit_file, usage_file in cgroup_files():
         limit, usage = _read_int(limit_file), _read_int(usage_file)
         if limit is not None and limit < (1 << 60):
             free = limit - (usage or 0)
