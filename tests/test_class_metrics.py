@@ -58,8 +58,16 @@ def test_every_run_gets_final_test_scores_from_its_predictions(tmp_path):
 
 def test_older_and_newer_metrics_files_aggregate_together(tmp_path):
     sweep = sweep_of(tmp_path, new=True)
-    sweep.study("wd", "weight_decay", [0.0], seeds=(0,), epochs=4)  # an older run
+    (old,) = sweep.study("wd", "weight_decay", [0.0], seeds=(0,), epochs=4)  # an older run
+    for name in ("params.json", "summary.json"):  # written before the new settings existed
+        path = tmp_path / "runs" / old / name
+        content = json.loads(path.read_text())
+        params = content.get("params", content)
+        for key in ("class_weight", "in_memory"):
+            del params["settings"][key]
+        path.write_text(json.dumps(content))
     summary, metrics = sweep.tables()
+    assert summary.loc[summary["run_id"] == old, "class_weight"].tolist() == ["none"]
     older = metrics[metrics["weight_decay"] == 0.0]
     assert older["val_balanced_acc"].isna().all() and older["test_acc"].notna().all()
     newer = metrics[metrics["weight_decay"] != 0.0]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hpstudy import schema
 from hpstudy.atomic import atomic_write_json
 from hpstudy.errors import HpstudyError
 from hpstudy.layout import RUN_OUTPUTS
@@ -77,9 +78,11 @@ def run_cells(summary: dict) -> dict:
     """A run's identifying cells: id, variant, name, seed, settings, data."""
     params = summary["params"]
     data = params["data"]
+    # a run trained before a setting existed ran at its default (class_weight, in_memory, ...)
+    settings, defaults = params["settings"], schema.train_defaults()
     return {
         **{key: params[key] for key in RUN_COLUMNS},
-        **settings_cells({k: params["settings"][k] for k in setting_columns()}),
+        **settings_cells({k: settings.get(k, defaults[k]) for k in setting_columns()}),
         "dataset": data["name"], "image_size": data["image_size"],
         "num_classes": data["num_classes"], "test_count": data.get("test_count"),
     }  # fmt: skip
