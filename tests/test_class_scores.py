@@ -71,3 +71,23 @@ def test_the_weighted_loss_trains_weighted_and_evaluates_plain():
     assert torch.allclose(loss(logits, labels), weighted) and not torch.allclose(weighted, plain)
     with torch.inference_mode():
         assert torch.allclose(loss(logits, labels), plain)
+
+
+def test_epoch_scores_split_validation_from_test_and_check_evaluates_own(caplog):
+    import torch
+
+    from hpstudy.training.split_scores import PredictionRecorder, epoch_scores
+
+    recorder = PredictionRecorder(torch.nn.Identity())
+    val_logits, test_logits = torch.eye(3)[[0, 1, 1, 2]], torch.eye(3)[[2, 2, 0]]
+    with torch.inference_mode():
+        recorder(val_logits), recorder(test_logits)
+    recorder(torch.eye(3))  # training: not recorded
+    recorded = recorder.take()
+    val, test = torch.tensor([0, 1, 2, 2]), torch.tensor([2, 1, 0])
+    scores = epoch_scores(recorded, val, test, torch.tensor([2, 2, 0]))
+    assert scores["val_balanced_acc"] == pytest.approx(balanced_accuracy_score(val, [0, 1, 1, 2]))
+    assert scores["test_macro_f1"] == pytest.approx(f1_score(test, [2, 2, 0], average="macro"))
+    assert recorder.take().numel() == 0
+    wrong = epoch_scores(recorded, val, test, torch.tensor([0, 0, 0]))
+    assert all(math.isnan(v) for v in wrong.values()) and "left empty" in caplog.text
