@@ -4,6 +4,8 @@ arrays, written once; the budget decides which splits stream."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -108,3 +110,21 @@ def test_auto_streams_a_split_over_the_budget(data, monkeypatch):
     assert isinstance(test.images, torch.Tensor) and isinstance(val.images, torch.Tensor)
     assert isinstance(train_split, DeviceSplit) and len(train_split) == 70
     assert np.array_equal(train_split.labels.numpy(), np.load(data / "train_y.npy"))
+
+
+def test_a_streamed_run_resumed_from_a_checkpoint_equals_a_fresh_in_memory_run(
+    tmp_path, data, caplog
+):
+    """A resumed streamed run reads its later epochs' batches in their own order too."""
+    short = run_spec(tmp_path / "ext", epochs=1, flip=True, keep_checkpoint=True, in_memory=False)
+    train(short, data, tmp_path / "ext" / "short", threads=1)
+    longer = run_spec(tmp_path / "ext", epochs=2, flip=True, keep_checkpoint=True, in_memory=False)
+    assert longer["checkpoint_dir"] == short["checkpoint_dir"]
+    with caplog.at_level(logging.INFO, logger="hpstudy"):
+        train(longer, data, tmp_path / "ext" / "long", threads=1)
+    assert "resuming" in caplog.text and "after epoch 1" in caplog.text
+    fresh = run_spec(tmp_path / "fresh", epochs=2, flip=True, in_memory=True)
+    train(fresh, data, tmp_path / "fresh" / "run", threads=1)
+    assert untimed(tmp_path / "ext" / "long" / "metrics.csv") == untimed(
+        tmp_path / "fresh" / "run" / "metrics.csv"
+    )
