@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from hpstudy import aggregate, identity, layout
-from hpstudy.run_files import METRIC_COLUMNS
+from hpstudy.run_files import CLASS_SCORE_COLUMNS, METRIC_COLUMNS
 from hpstudy.tables import read_table
 
 POST_DATA = {
@@ -50,6 +50,7 @@ def write_run(
     conv_param_count: int | None = None,
     diverged: bool = False,
     correct: Sequence[bool] | None = None,
+    val_balanced_acc: Sequence[float] | None = None,
     **settings,
 ) -> str:
     """Write one finished run below ``runs_dir``; returns its run id.
@@ -58,7 +59,10 @@ def write_run(
     to a healthy run of ``settings['epochs']`` epochs; a diverged run ends in a non-finite
     train loss. The final predictions get right the test images ``correct`` says (default:
     the first ``final accuracy x test_count`` images). ``val_acc`` gives the run a validation
-    curve (its loss mirrors the test loss); without it the validation columns are empty."""
+    curve (its loss mirrors the test loss); without it the validation columns are empty.
+    ``val_balanced_acc`` writes the run as a run that computes per-epoch balanced accuracy and
+    macro-F1 does (macro-F1 a point below; the test scores below the test accuracy); without
+    it the run is one trained before those scores existed (its metrics.csv lacks them)."""
     data = {**POST_DATA, **(data or {})}
     full = identity.canonical_settings(settings)
     ident = identity.run_identity(full, seed)
@@ -120,7 +124,16 @@ def write_run(
     run_dir = Path(runs_dir) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "params.json").write_text(json.dumps(params, indent=2))
-    lines = [",".join(METRIC_COLUMNS)] + [",".join(repr(v) for v in row) for row in rows]
+    columns = METRIC_COLUMNS[: len(rows[0])]
+    if val_balanced_acc is not None:
+        scores = [list(val_balanced_acc), [v - 0.01 for v in val_balanced_acc],
+                  [a - 0.03 for a in test_acc], [a - 0.04 for a in test_acc]]  # fmt: skip
+        columns = METRIC_COLUMNS
+        rows = [row + [s[e] for s in scores] for e, row in enumerate(rows)]
+        for name, values in zip(CLASS_SCORE_COLUMNS, scores, strict=True):
+            summary[f"final_{name}"] = values[-1]
+            summary[f"best_{name}"] = max(values)
+    lines = [",".join(columns)] + [",".join(repr(v) for v in row) for row in rows]
     (run_dir / "metrics.csv").write_text("\n".join(lines) + "\n")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     (run_dir / "model.pt").write_bytes(b"weights")

@@ -39,6 +39,8 @@ SUMMARY_KEYS = {
     "diverged_epoch", "diverged_reason", "total_time_s", "mean_epoch_time_s", "param_count",
     "conv_param_count", "fc_param_count", "device", "device_name", "precision", "torch_version",
     "git_revision", "peak_memory_mb", "params",
+    *(f"{when}_{split}_{score}" for when in ("final", "best") for split in ("val", "test")
+      for score in ("balanced_acc", "macro_f1")),
 }  # fmt: skip
 CPU = torch.device("cpu")
 

@@ -21,7 +21,7 @@ from hpstudy.atomic import atomic_write_json
 from hpstudy.config import invalid
 from hpstudy.errors import HpstudyError
 from hpstudy.layout import Layout
-from hpstudy.plan import Run, make_run, run_problems
+from hpstudy.plan import Run, data_channels, make_run, run_problems
 
 
 def write(path: str | Path, source: str, runs: list[dict], **facts) -> None:
@@ -49,7 +49,7 @@ def read(path: str | Path, variant: str, dataset: dict) -> list[tuple[str, Run]]
     pairs, problems = [], []
     for entry in entries:
         settings = identity.canonical_settings(entry["settings"])
-        run = make_run(settings, int(entry["seed"]), variant)
+        run = make_run(settings, int(entry["seed"]), variant, data_channels(dataset))
         problems += run_problems(settings, dataset, f"{path} ({entry['study']})")
         pairs.append((entry["study"], run))
     if problems:

@@ -6,7 +6,8 @@ planned) says which studies hold which runs. This module only flattens them:
 
 - ``metrics.csv``: one row per run x epoch: the run's settings beside its per-epoch metrics
   (the per-epoch learning rate is ``epoch_lr``: ``lr`` is the configured rate);
-- ``summary.csv`` / ``summary.json``: one row per study x run;
+- ``summary.csv`` / ``summary.json``: one row per study x run (with each run's final test
+  balanced accuracy and macro-F1, computed here from its ``predictions.npz``);
 - ``seed_summary.csv``: per study and setting, the mean, standard deviation and count of the
   per-run numbers across seeds;
 - ``headline.json``: the sweep at a glance for ``dvc metrics show`` / ``dvc exp show``: per
@@ -23,9 +24,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from hpstudy import schema
 from hpstudy.atomic import atomic_write_json
 from hpstudy.errors import HpstudyError
 from hpstudy.layout import RUN_OUTPUTS
+from hpstudy.report.class_metrics import prediction_scores
+from hpstudy.run_files import METRIC_COLUMNS
 from hpstudy.tables import (
     RUN_COLUMNS,
     setting_columns,
@@ -40,6 +44,7 @@ SEED_STAT_COLUMNS = [
     "final_test_acc", "best_test_acc", "best_epoch", "final_train_loss", "final_test_loss",
     "min_test_loss", "min_test_loss_epoch", "mean_epoch_time_s", "peak_memory_mb",
     "param_count", "conv_param_count", "fc_param_count",
+    "final_test_balanced_acc", "final_test_macro_f1",
 ]  # fmt: skip
 
 
@@ -64,6 +69,8 @@ def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
             f"{run_dir / 'summary.json'} was written by an older hpstudy (no `params`). "
             "Run snakemake again: it retrains the run."
         )
+    # scores that weigh every class alike, from the saved test predictions: older runs too
+    summary = {**summary, **prediction_scores(run_dir)}
     return summary, pd.read_csv(run_dir / "metrics.csv")
 
 
@@ -71,9 +78,11 @@ def run_cells(summary: dict) -> dict:
     """A run's identifying cells: id, variant, name, seed, settings, data."""
     params = summary["params"]
     data = params["data"]
+    # a run trained before a setting existed ran at its default (class_weight, in_memory, ...)
+    settings, defaults = params["settings"], schema.train_defaults()
     return {
         **{key: params[key] for key in RUN_COLUMNS},
-        **settings_cells({k: params["settings"][k] for k in setting_columns()}),
+        **settings_cells({k: settings.get(k, defaults[k]) for k in setting_columns()}),
         "dataset": data["name"], "image_size": data["image_size"],
         "num_classes": data["num_classes"], "test_count": data.get("test_count"),
     }  # fmt: skip
@@ -84,12 +93,19 @@ def summary_row(summary: dict) -> dict:
     return {key: value for key, value in summary.items() if key not in ("run_id", "params")}
 
 
+def missing_columns(epochs: pd.DataFrame) -> list[str]:
+    """The metrics.csv columns an older run's file lacks."""
+    return [column for column in METRIC_COLUMNS if column not in epochs.columns]
+
+
 def build_metrics_table(runs: dict[str, tuple[dict, pd.DataFrame]]) -> pd.DataFrame:
     """One row per run x epoch, each run once; one :func:`pandas.concat`."""
     frames = []
     for summary, epochs in runs.values():
         cells = run_cells(summary)
-        frame = epochs.rename(columns=RENAMED_EPOCH_COLUMNS)
+        # a run trained before a column existed (e.g. balanced accuracy) has it empty
+        frame = epochs.reindex(columns=[*epochs.columns, *missing_columns(epochs)])
+        frame = frame.rename(columns=RENAMED_EPOCH_COLUMNS)
         front = pd.DataFrame({k: [v] * len(frame) for k, v in cells.items()}, index=frame.index)
         frames.append(pd.concat([front, frame], axis=1))
     return pd.concat(frames, ignore_index=True, sort=False)

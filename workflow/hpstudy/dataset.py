@@ -116,9 +116,11 @@ def load_split(
             read_verified_array(data_dir / name, manifest["sha256"][name], sizes.get(name), dtype)
         )
     x, y = arrays
-    if x.ndim != 4 or x.shape[3] != 3 or len(x) != len(y) or y.ndim != 1:
+    channels = int(manifest.get("channels", 3))  # absent: every variant before it was RGB
+    if x.ndim != 4 or x.shape[3] != channels or len(x) != len(y) or y.ndim != 1:
         raise _refuse(
-            data_dir / entry["x"], f"shape {x.shape} with {len(y)} labels is not N x H x W x 3"
+            data_dir / entry["x"],
+            f"shape {x.shape} with {len(y)} labels is not N x H x W x {channels}",
         )
     LOG.debug(
         "loaded and verified %s (%.1f MB) in %.2f s",

@@ -54,6 +54,13 @@ DIGESTED_AT = {
 # were first taken: imports in a digested module are hashed under their historic names, so
 # moving or renaming a module retrains nothing.
 HISTORIC_NAMES: dict[str, str] = {}
+# --- issue 20 hook: modules that compute a run's numbers only when a setting asks for them.
+# Each is digested into the identity of those runs alone (appended after the modules above), so
+# every other run keeps its identity: (module, predicate on (canonical settings, data channels)).
+OPTIONAL_NUMERIC_MODULES = (
+    ("training/class_weight.py", lambda settings, channels: settings["class_weight"] != "none"),
+    ("training/channels.py", lambda settings, channels: channels != 3),
+)
 DEFAULT_NAME = "default"
 MAX_NAME_LENGTH = 120
 
@@ -197,10 +204,17 @@ def module_digest(key: str, package_dir: Path = PACKAGE_DIR) -> str:
     return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
 
 
-def code_digest(model: str, package_dir: Path = PACKAGE_DIR) -> str:
-    """A short digest of the code that computes the numbers of a run of ``model``."""
+def optional_modules(settings: dict, channels: int = 3) -> tuple[str, ...]:
+    """The optional numeric modules a run with these canonical settings on ``channels``-channel
+    data uses (empty for every run that sets none of them)."""
+    return tuple(module for module, used in OPTIONAL_NUMERIC_MODULES if used(settings, channels))
+
+
+def code_digest(model: str, package_dir: Path = PACKAGE_DIR, extra: tuple[str, ...] = ()) -> str:
+    """A short digest of the code that computes the numbers of a run of ``model`` (and of the
+    ``extra`` modules it uses: :func:`optional_modules`)."""
     family = "custom" if model == "custom" else "torchvision"
-    modules = [*SHARED_NUMERIC_MODULES, *MODEL_MODULES[family]]
+    modules = [*SHARED_NUMERIC_MODULES, *MODEL_MODULES[family], *extra]
     digest = hashlib.sha256()
     for key in modules:
         digest.update(f"{key}:{module_digest(key, package_dir)};".encode())
@@ -234,14 +248,15 @@ def weights_identity(settings: dict) -> str | None:
     return f"torchvision:{fetched.get('weights', 'none')}"
 
 
-def run_identity(settings: dict, seed: int) -> dict:
+def run_identity(settings: dict, seed: int, channels: int = 3) -> dict:
     """The identity of one run: what Snakemake compares (as canonical JSON) to decide whether
-    a finished run still stands."""
+    a finished run still stands. ``channels`` is the data's (``dataset.channels``): the data
+    variant's name, part of the run id, carries it; here it only picks the code digested."""
     canonical = canonical_settings(settings)
     identity = {
         "settings": identity_settings(canonical, without=("weights",)),
         "seed": int(seed),
-        "code": code_digest(canonical["model"]),
+        "code": code_digest(canonical["model"], extra=optional_modules(canonical, channels)),
     }
     weights = weights_identity(canonical)
     if weights:

@@ -105,6 +105,11 @@ def data_variant(dataset: dict) -> str:
     return "-".join(parts)
 
 
+def data_channels(dataset: dict) -> int:
+    """The channels of the processed images (``dataset.channels``; 3 when unset)."""
+    return int(dataset.get("channels", 3))
+
+
 def study_axes(spec: dict) -> dict[str, list]:
     """A study's swept keys and their values (the one-key form is a one-axis grid)."""
     return dict(spec["params"]) if "params" in spec else {spec["param"]: spec["values"]}
@@ -177,15 +182,16 @@ def run_problems(settings: dict, dataset: dict, where: str) -> list[str]:
     return problems
 
 
-def make_run(settings: dict, seed: int, variant: str) -> Run:
-    """The run of these (canonical) settings and this seed on this data variant. ``precision:
-    auto`` is resolved here, where the sweep is planned, since it is part of the identity."""
+def make_run(settings: dict, seed: int, variant: str, channels: int = 3) -> Run:
+    """The run of these (canonical) settings and this seed on this data variant (of images with
+    ``channels`` channels). ``precision: auto`` is resolved here, where the sweep is planned,
+    since it is part of the identity."""
     if settings["precision"] == "auto":
         from hpstudy import devices  # imports torch: only when a run asks for it
 
         planned = devices.planned_precision("auto", settings["device"])
         settings = {**settings, "precision": planned}
-    ident = identity.run_identity(settings, seed)
+    ident = identity.run_identity(settings, seed, channels)
     name = identity.run_name(ident)
     trajectory = identity.run_name(identity.trajectory_identity(ident))
     return Run(run_id(variant, name, seed), variant, name, int(seed), settings, ident, trajectory)
@@ -216,7 +222,7 @@ def build_plan(config: dict) -> Plan:
         for point in study_points(axes, study.mode):
             settings = identity.canonical_settings({**base, **point})
             for seed in config["seeds"]:
-                run = make_run(settings, seed, variant)
+                run = make_run(settings, seed, variant, data_channels(config["dataset"]))
                 if run.name not in checked:
                     checked.add(run.name)
                     problems += run_problems(settings, config["dataset"], f"studies.{name}")

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import math
 
+# per epoch, the scores that weigh every class alike, for the splits evaluated; appended
+# after the older columns, so a metrics.csv written before them keeps its prefix (and reads
+# with these columns empty)
+CLASS_SCORE_COLUMNS = ("val_balanced_acc", "val_macro_f1", "test_balanced_acc", "test_macro_f1")
 # one row per epoch, in this order
 METRIC_COLUMNS = (
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
     "epoch_time_s", "train_time_s", "eval_time_s", "train_images_per_s", "peak_memory_mb",
+    *CLASS_SCORE_COLUMNS,
 )  # fmt: skip
 # per epoch: the validation split's loss and accuracy are empty (nan) when there is none
 # the columns that differ between two otherwise identical runs (wall-clock and memory)

@@ -45,6 +45,7 @@ from hpstudy.formatting import format_value
 from hpstudy.layout import Layout
 from hpstudy.plan import data_variant, make_run, run_spec
 from hpstudy.tables import write_table
+from hpstudy.tuning.class_score_runs import refuse_predating_summaries
 
 LOG = logging.getLogger("hpstudy.search")
 ON_TEST = "searched on the test set"
@@ -52,6 +53,8 @@ ON_VAL = "searched on the validation split"
 SUMMARY_COLUMN = {  # the metric -> the summary.json number it reads (a trial's last epoch)
     "val_acc": "final_val_acc", "val_loss": "final_val_loss",
     "test_acc": "final_test_acc", "test_loss": "final_test_loss",
+    **{f"{split}_{score}": f"final_{split}_{score}" for split in ("val", "test")
+       for score in ("balanced_acc", "macro_f1")},
 }  # fmt: skip
 TOLD_KEYS = frozenset({"trial", "run_id", "value", "state", "epochs", "params"})  # per told trial
 SIGNIFICANT_DIGITS = 3
@@ -80,8 +83,8 @@ def metric_of(spec: dict) -> str:
 
 
 def maximise(metric: str) -> bool:
-    """Accuracy is maximised, loss minimised."""
-    return metric.endswith("_acc")
+    """Accuracy, balanced accuracy and macro-F1 are maximised, loss minimised."""
+    return not metric.endswith("_loss")
 
 
 def note(spec: dict) -> str:
@@ -317,6 +320,8 @@ def tell(spec: dict, proposals: dict, summaries: list[dict]) -> dict:
     """The round's results: each trial's metric at its last epoch, in slot order. A diverged
     trial counts at chance for an accuracy metric and fails for a loss."""
     metric = metric_of(spec)
+    column = SUMMARY_COLUMN[metric]
+    refuse_predating_summaries(summaries, column, f"search metric {spec['metric']}")
     told = []
     for entry, summary in zip(proposals["runs"], summaries, strict=True):
         value, state = told_value(metric, summary)
@@ -426,7 +431,7 @@ def remove_pruned_checkpoints(spec: dict, results: list[dict], variant: str, lay
         return 0
 
     def folder(told: dict) -> Path:
-        run = make_run(told["settings"], told["seed"], variant)
+        run = make_run(told["settings"], told["seed"], variant)  # the folder ignores channels
         return Path(run_spec(run, layout)["checkpoint_dir"])
 
     kept = {folder(t) for t in results[-1]["trials"]}

@@ -32,6 +32,7 @@ from hpstudy.atomic import atomic_write_text
 from hpstudy.errors import HpstudyError
 from hpstudy.formatting import format_value, pct_interval, sort_key
 from hpstudy.tables import read_tables, study_params, write_table
+from hpstudy.tuning.class_score_runs import refuse_predating
 
 ON_TEST = "selected on the test set"
 ON_VAL = "selected on the validation split"
@@ -44,6 +45,12 @@ COLUMNS = {  # (metric, epoch) -> the summary column that holds it, and whether 
     ("test_acc", "best"): ("best_test_acc", True),
     ("test_loss", "final"): ("final_test_loss", False),
     ("test_loss", "best"): ("min_test_loss", False),
+    **{
+        (f"{split}_{score}", epoch): (f"{epoch}_{split}_{score}", True)
+        for split in ("val", "test")
+        for score in ("balanced_acc", "macro_f1")
+        for epoch in ("final", "best")
+    },
 }
 NO_VALIDATION = (
     "selection picks each study's winner on validation numbers, and {what} has none (the data "
@@ -129,6 +136,7 @@ def select(summary: pd.DataFrame, metrics: pd.DataFrame, selection: dict) -> tup
     study the run id of one of the winner's runs."""
     has_val = "final_val_acc" in summary and bool(summary["final_val_acc"].notna().any())
     column, higher, metric = selection_column(selection, has_val, "this config's sweep")
+    refuse_predating(summary, column, "selection.metric")
     on_test = metric.startswith("test_")
     best = {
         "note": ON_TEST if on_test else ON_VAL,

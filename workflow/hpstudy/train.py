@@ -32,7 +32,7 @@ from hpstudy.atomic import (
     atomic_write_text,
     clean_stale_temps,
 )
-from hpstudy.dataset import load_manifest, load_split
+from hpstudy.dataset import load_manifest
 from hpstudy.errors import HpstudyError
 from hpstudy.identity import canonical_json, trajectory_identity
 from hpstudy.layout import PREDICTIONS
@@ -41,6 +41,15 @@ from hpstudy.models import parameter_counts
 from hpstudy.run_files import METRIC_COLUMNS, divergence
 from hpstudy.runlock import run_lock
 from hpstudy.runtime import Runtime, precision_name
+from hpstudy.training.channels import (
+    adapt_to_channels,
+    gray_as_rgb,
+    input_channels,
+    model_input_channels,
+)
+from hpstudy.training.class_weight import class_weighted_loss
+from hpstudy.training.split_scores import PredictionRecorder, epoch_scores, summary_scores
+from hpstudy.training.splits import load_splits, streamed_images
 
 LOG = logging.getLogger("hpstudy.train")
 
@@ -106,14 +115,15 @@ def summarize(rows: list[dict], params: dict, trainer: Trainer) -> dict:
         "peak_memory_mb": max(r["peak_memory_mb"] for r in rows), "device": device.type,
         "precision": precision_name(trainer.runtime.dtype),
         "device_name": devices.device_name(device), "torch_version": torch.__version__,
-        "git_revision": git_revision(), "params": params,
+        "git_revision": git_revision(), **summary_scores(rows, kept), "params": params,
     }  # fmt: skip
 
 
 def metrics_text(rows: list[dict]) -> str:
     """metrics.csv: the header and one line per epoch; repr keeps every bit of a float."""
     lines = [",".join(METRIC_COLUMNS)]
-    lines += [",".join(repr(row[col]) for col in METRIC_COLUMNS) for row in rows]
+    # a row resumed from a checkpoint written before a column existed leaves it empty (nan)
+    lines += [",".join(repr(row.get(col, math.nan)) for col in METRIC_COLUMNS) for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -154,7 +164,14 @@ def run_epochs(
     for epoch in range(len(rows) + 1, settings["epochs"] + 1):
         if stopper is not None and stopper.stopped:
             break
+        for images in streamed_images(trainer.train):  # read this epoch's batches ahead
+            images.plan_epoch(settings["seed"], epoch, settings["batch_size"])
+        trainer.net.take()  # forget predictions of any evaluation before this epoch
         row, tested = run_epoch(trainer, epoch)
+        val_labels = trainer.val.labels if trainer.val is not None else None
+        row.update(
+            epoch_scores(trainer.net.take(), val_labels, trainer.test.labels, tested["pred"])
+        )
         rows.append(row)
         atomic_write_text(metrics_path, metrics_text(rows))
         log.info("%s epoch %d/%d train_loss %.4f train_acc %.4f test_loss %.4f test_acc "
@@ -239,19 +256,19 @@ def train(
             log.warning("the job holds %d GPU(s) but PyTorch sees none; training on the CPU", gpus)
         clock.mark("device")
         check_validation(settings, manifest, data_dir)
-        splits = [
-            load_split(data_dir, name, runtime.device, manifest) for name in ("train", "test")
-        ]
-        val = (
-            load_split(data_dir, "val", runtime.device, manifest)
-            if "val" in manifest["splits"]
-            else None
-        )
+        train_split, test_split, val = load_splits(settings, manifest, data_dir, runtime.device)
+        splits = [train_split, test_split]
+        channels = input_channels(manifest)
+        if model_input_channels(channels, settings["normalization"]) > channels:
+            for split in (*splits, val):
+                if split is not None:
+                    gray_as_rgb(split)
         clock.mark("arrays")
         num_classes, image_size = len(manifest["classes"]), int(manifest["image_size"])
         trainer = build_trainer(
             settings, runtime, *splits, num_classes, image_size, spec["weights_path"], val
         )
+        adapt_trainer(trainer, settings, manifest, num_classes)
         clock.mark("model and optimizer")
         params = {
             **{k: spec[k] for k in ("run_id", "variant", "name", "seed", "identity", "trajectory")},
@@ -285,9 +302,26 @@ def train(
         atomic_write_json(out_dir / "summary.json", summary)
         if not settings["keep_checkpoint"]:
             checkpoint.remove_checkpoints(ckpt_dir, spec.get("checkpoint_root", ckpt_dir.parent))
+        for images in streamed_images(trainer.train, trainer.test, trainer.val):
+            images.close()
     log.info("run %s done: final test acc %s, diverged %s",
              spec["run_id"], summary["final_test_acc"], summary["diverged"])  # fmt: skip
     return summary
+
+
+def adapt_trainer(trainer: Trainer, settings: dict, manifest: dict, num_classes: int) -> None:
+    """What the loop does not build itself, after it has built the rest: a one-channel first
+    layer for grayscale data, the class-weighted loss, and the recorder of evaluation's
+    predictions (for the per-epoch balanced accuracy and macro-F1). Each changes nothing for
+    runs that do not ask for it (the recorder changes no number)."""
+    channels = model_input_channels(input_channels(manifest), settings["normalization"])
+    adapt_to_channels(trainer.model, channels)
+    weighted = class_weighted_loss(
+        settings.get("class_weight", "none"), trainer.train.labels, num_classes
+    )
+    if weighted is not None:
+        trainer.loss_fn = weighted.to(trainer.runtime.device)
+    trainer.net = PredictionRecorder(trainer.net)
 
 
 class StartClock:
