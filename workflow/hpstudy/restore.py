@@ -27,10 +27,11 @@ from pathlib import Path
 
 from hpstudy import added
 from hpstudy.config import load_config
+from hpstudy.data.variant import data_variant
 from hpstudy.errors import HpstudyError
 from hpstudy.identity import canonical_json
 from hpstudy.layout import RUN_OUTPUTS, Layout
-from hpstudy.plan import Run, build_plan, data_variant
+from hpstudy.plan import Run, build_plan
 
 # raw-data facts `hpstudy fetch` records that also decide the processed arrays
 RAW_FACTS = ("source", "path", "test_fraction", "split_seed")
