@@ -27,7 +27,8 @@ from hpstudy import layout as paths
 from hpstudy.config import validate_config
 from hpstudy.errors import HpstudyError
 from hpstudy.failures import reprint_failures
-from hpstudy.fetch import folder_digest
+from hpstudy.data.command_options import fetch_options, preprocess_options
+from hpstudy.data.parquet_source import source_digest
 from hpstudy.models.catalog import weights_info
 from hpstudy.plan import build_plan, write_membership, write_run_specs
 from hpstudy.search import search_config
@@ -137,19 +138,19 @@ def archive_input(wildcards):
 
 
 def local_folder():
-    """The folder of images the raw zip is packed from (dataset.path, or a folder given as
-    dataset.archive), or None."""
-    if DATASET["source"] == "folder":
+    """The folder of images (or Parquet shards, or one .parquet file) the raw zip is packed
+    from (dataset.path, or a folder given as dataset.archive), or None."""
+    if DATASET["source"] in ("folder", "parquet"):
         return DATASET["path"]
     archive = DATASET["archive"] if DATASET["source"] == "archive" else None
     return archive if archive and os.path.isdir(archive) else None
 
 
 def folder_param():
-    """The folder's digest (its listing: paths, sizes, modification times), so a changed
-    folder is packed again; empty for other sources."""
+    """The folder's digest (its listing: paths, sizes, modification times; a single Parquet
+    file's own), so a changed folder is packed again; empty for other sources."""
     folder = local_folder()
-    return f"folder {folder_digest(folder)}" if folder else ""
+    return f"folder {source_digest(folder)}" if folder else ""
 
 
 def run_of(wildcards):

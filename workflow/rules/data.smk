@@ -22,13 +22,15 @@ rule fetch_data:
     params:
         source=DATASET["source"],
         kaggle_dataset=DATASET["kaggle_dataset"],
-        split=f"--test-fraction {DATASET['test_fraction']} --split-seed {DATASET['split_seed']}",
+        # settings added later ride on this param, each only when set (see fetch_options)
+        split=f"--test-fraction {DATASET['test_fraction']} --split-seed {DATASET['split_seed']}"
+        + fetch_options(DATASET),
         archive=lambda wildcards, input: (
             f"--archive {shlex.quote(input.archive)}" if input.archive else ""
         ),
         # a local folder: its path, and its digest so that a changed folder is packed again
         folder=(
-            f"--{'path' if DATASET['source'] == 'folder' else 'archive'}"
+            f"--{'path' if DATASET['source'] in ('folder', 'parquet') else 'archive'}"
             f" {shlex.quote(local_folder())}"
             if local_folder()
             else ""
@@ -59,9 +61,11 @@ rule preprocess:
         size=DATASET["image_size"],
         name=DATASET["name"],
         out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
+        # settings added later ride on this param, each only when set (preprocess_options)
         split=(
             f"--test-fraction {DATASET['test_fraction']}"
             f" --val-fraction {DATASET['val_fraction']} --split-seed {DATASET['split_seed']}"
+            + preprocess_options(DATASET)
         ),
         drop_leaks="--drop-leaks" if DATASET["drop_leaks"] else "",
     shell:
