@@ -124,8 +124,9 @@ def read_label_rows(data: bytes, name: str, where: str) -> list[dict[str, str]]:
             "JSON lines (one object per line), naming each image's file and class."
         ) from None
     columns = list(dict.fromkeys(key for record in records for key in record if key))
-    if len(columns) == 2 and not {c.lower() for c in columns} & {*FILE_COLUMNS, *LABEL_COLUMNS}:
-        file_col, label_col = columns
+    if len(columns) == 2:  # file and class, whatever their names (id,breed; image,level)
+        first_is_label = columns[0].strip().lower() in LABEL_COLUMNS
+        file_col, label_col = columns[::-1] if first_is_label else columns
     else:
         file_col = _column(columns, FILE_COLUMNS, "file", where) if records else ""
         label_col = _column(columns, LABEL_COLUMNS, "class", where) if records else ""
@@ -234,8 +235,9 @@ def label_members(zip_path: str | Path, infos: list[zipfile.ZipInfo]) -> tuple[M
             f"The label file {where} names no images. Give it one row per image: its file and "
             "its class."
         )
-    index, base = MemberIndex(infos), str(PurePosixPath(inner).parent).strip(".")
-    members, seen, missing, skipped = Members("label-file", {}), set(), [], []
+    parent = str(PurePosixPath(inner).parent)
+    index, base = MemberIndex(infos), "" if parent == "." else parent
+    members, seen, missing, skipped = Members("label-file", {}, []), set(), [], []
     members.splits = {"train": SplitMembers(), "test": SplitMembers()}
     for row in rows:
         path = index.find(row["file"], base)
