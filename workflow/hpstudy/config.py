@@ -159,6 +159,13 @@ def has_no_validation(dataset: dict) -> bool:
     return dataset["source"] in ("kaggle", "digits") or dataset.get("test_from") == "val"
 
 
+def why_no_validation(dataset: dict) -> str:
+    """Why the data has no validation split, for :func:`has_no_validation`'s refusals."""
+    if dataset.get("test_from") == "val":
+        return "dataset.test_from: val makes the data's validation split the test split"
+    return f"dataset.source {dataset['source']} brings no validation split"
+
+
 def source_problem(dataset: dict) -> str | None:
     """What is wrong with the dataset's later-added source settings (Parquet, a label file)."""
     source, path, labels = dataset["source"], dataset.get("path"), dataset.get("labels")
@@ -204,8 +211,8 @@ def search_problems(config: dict) -> list[str]:
             found.append(f"{where}: with halving the rungs decide epochs; drop epochs from space")
         if not spec.get("on_test") and has_no_validation(config["dataset"]):
             found.append(
-                f"{where}: metric {spec['metric']} needs a validation split, and dataset.source "
-                f"{config['dataset']['source']} brings none while dataset.val_fraction is 0; set "
+                f"{where}: metric {spec['metric']} needs a validation split, and "
+                f"{why_no_validation(config['dataset'])} while dataset.val_fraction is 0; set "
                 "dataset.val_fraction (e.g. 0.2) or, knowing that a setting searched on the "
                 f"test set has an optimistic test number, set {where}.on_test: true (every "
                 "output then says so)"
@@ -321,8 +328,8 @@ def validate_config(config: dict, source: str = "the config") -> dict:
     if selection is not None and not selection["on_test"] and has_no_validation(dataset):
         raise HpstudyError(
             f"The configuration in {source} asks for `selection` (each study's winner chosen on "
-            f"a validation split), but dataset.source {dataset['source']} brings no validation "
-            "split and dataset.val_fraction is 0. Set `dataset.val_fraction` (e.g. 0.2) to hold "
+            f"a validation split), but {why_no_validation(dataset)} and dataset.val_fraction "
+            "is 0. Set `dataset.val_fraction` (e.g. 0.2) to hold "
             "out part of the training images or, knowing that a winner chosen on the test set "
             "makes its test number optimistic, set `selection.on_test: true` (every output "
             "then says so)."
