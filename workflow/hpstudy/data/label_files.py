@@ -63,7 +63,7 @@ def add_label_file(
     """Store the label file ``labels`` in the zip ``out_zip`` (copied, appended to, checked and
     renamed into place); returns the sidecar's label facts (path and sha256). Raises when the
     file is missing, or differs from ``expected_sha256`` (changed since the run was planned)."""
-    labels = Path(labels).expanduser()
+    given, labels = str(labels), Path(labels).expanduser()  # the sidecar keeps it as given
     if not labels.is_file():
         raise HpstudyError(
             f"The label file {labels} (from `dataset.labels`) does not exist. Set "
@@ -82,7 +82,7 @@ def add_label_file(
         with zipfile.ZipFile(tmp, "a") as zf:
             zf.writestr(_fixed_info(label_member(labels, folder), len(data)), data)
         verify_zip(tmp)
-    return {"labels": str(labels), "labels_sha256": digest}
+    return {"labels": given, "labels_sha256": digest}
 
 
 # --------------------------------------------------------------------------- reading
