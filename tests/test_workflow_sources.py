@@ -18,6 +18,8 @@ from conftest import copy_repo, snakemake
 from PIL import Image
 from zipfactory import image_bytes, photo_like, write_folder
 
+from hpstudy.data.variant import data_variant
+
 pytestmark = pytest.mark.slow
 
 SIZE = 16
@@ -161,9 +163,10 @@ def test_a_kaggle_train_csv_with_missing_and_extra_images(sources):
 def test_imagefolder_metadata_in_one_channel(sources):
     workdir, configs = sources
     # the arrays and their audit (training on one channel is the trainer's part)
-    proc = snakemake(workdir, "--cores", "2", "--configfile", str(configs["hf"]), "-n")
-    variant = next(p for p in proc.stdout.split() if p.startswith("data/processed/hf-16-labels"))
-    target = variant.rsplit("/", 1)[0] + "/audit.json"
+    dataset = yaml.safe_load(configs["hf"].read_text())["dataset"]
+    variant = data_variant(dataset)
+    assert variant.startswith("hf-16-labels") and variant.endswith("-gray")
+    target = f"data/processed/{variant}/audit.json"
     snakemake(workdir, target, "--cores", "2", "--configfile", str(configs["hf"]))
     manifest = json.loads((workdir / target).with_name("manifest.json").read_text())
     assert manifest["channels"] == 1 and manifest["classes"] == ["0", "1"]
