@@ -215,3 +215,27 @@ def test_summary_without_duplicates():
     assert summary_text(counts, 3) == (
         "No identical images; 1 near-duplicate pair (perceptual hashes at most 3 bits apart)"
     )
+
+
+def test_a_split_whose_largest_class_is_over_five_times_its_smallest_is_flagged(tmp_path):
+    members = [
+        (f"train/{cls}/{i}.png", png(np.full((8, 8, 3), 9 * i + k, np.uint8)))
+        for k, (cls, n) in enumerate((("many", 11), ("few", 2)))
+        for i in range(n)
+    ]
+    members += [(f"test/{cls}/{i}.png", png(np.full((8, 8, 3), 200 + 9 * i + k, np.uint8)))
+                for k, cls in enumerate(("many", "few")) for i in range(2)]  # fmt: skip
+    zip_path = write_zip(tmp_path / "d.zip", members)
+    preprocess_archive(zip_path, tmp_path / "out", 8)
+    result = audit(tmp_path / "out")
+    block = result["imbalance"]
+    assert block["flagged"] == ["train"] and block["threshold"] == 5
+    assert block["splits"]["train"] == {
+        "largest": {"class": "many", "count": 11},
+        "smallest": {"class": "few", "count": 2},
+        "ratio": 5.5,
+    }
+    assert block["splits"]["test"]["ratio"] == 1.0
+    assert "imbalanced classes (largest over 5x the smallest): train 5.5x (many 11, few 2)" in (
+        result["summary"])  # fmt: skip
+    assert audit(tmp_path / "out", imbalance_ratio=6)["imbalance"]["flagged"] == []

@@ -143,3 +143,29 @@ def test_paths_with_shell_metacharacters_are_refused_by_name(demo, key, value, n
 def test_paths_with_spaces_or_outside_the_project_stay_allowed(demo, value):
     config = validate_config(mutate(demo, "paths.results", value))
     assert config["paths"]["results"] == value
+
+
+def test_new_dataset_settings_are_checked_before_anything_runs(demo, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    cases = [
+        ({"source": "parquet", "path": str(tmp_path / "none")}, "does not exist"),
+        ({"source": "digits", "labels": str(tmp_path / "l.csv")}, "does not apply"),
+        ({"source": "folder", "path": str(folder), "labels": "absent.csv"}, "not an existing"),
+        ({"source": "folder", "path": str(folder), "test_from": "val", "pred": True}, "pred"),
+        ({"source": "folder", "path": str(folder), "resize": "zoom"}, "dataset.resize"),
+        ({"source": "folder", "path": str(folder), "channels": 2}, "dataset.channels"),
+    ]
+    for dataset, expected in cases:
+        config = copy.deepcopy(demo)
+        config["dataset"] = {"name": "mine", **dataset}
+        with pytest.raises(HpstudyError, match=expected):
+            validate_config(config)
+    config = copy.deepcopy(demo)
+    config["dataset"] = {"name": "mine", "source": "folder", "path": str(folder),
+                         "test_from": "val", "resize": "pad", "channels": 1}  # fmt: skip
+    filled = validate_config(config)["dataset"]
+    assert (filled["test_from"], filled["resize"], filled["channels"]) == ("val", "pad", 1)
+    config["selection"] = {"metric": "val_acc"}
+    with pytest.raises(HpstudyError, match="val_fraction"):  # its val/ became the test split
+        validate_config(config)

@@ -24,6 +24,8 @@ from hpstudy.errors import HpstudyError
 from hpstudy.fingerprint import read_index
 
 AUDIT_FILE = "audit.json"
+MANIFEST_FILE = "manifest.json"
+IMBALANCE_RATIO = 5.0  # a split whose largest class is more than this times its smallest
 EXAMPLES = 3  # member paths per group
 NEAR_EXAMPLES = 5  # near-duplicate pairs shown
 MAX_NEAR_BITS = 16
@@ -160,8 +162,56 @@ def _classes_dropped(data_dir) -> list[str]:
         return []
 
 
+def imbalance(manifest: dict, ratio: float = IMBALANCE_RATIO) -> dict:
+    """Each split's largest and smallest class (the manifest's per-class counts) and their
+    ratio (None when a class has no image there); ``flagged`` lists the splits whose ratio
+    exceeds ``ratio`` (or that lack a class)."""
+    splits = {}
+    for split, entry in manifest.get("splits", {}).items():
+        counts = entry.get("per_class") or {}
+        if not counts:
+            continue
+        largest = max(counts, key=lambda name: (counts[name], name))
+        smallest = min(counts, key=lambda name: (counts[name], name))
+        low, high = counts[smallest], counts[largest]
+        splits[split] = {
+            "largest": {"class": largest, "count": high},
+            "smallest": {"class": smallest, "count": low},
+            "ratio": round(high / low, 2) if low else None,
+        }
+    flagged = [s for s, e in splits.items() if e["ratio"] is None or e["ratio"] > ratio]
+    return {"threshold": ratio, "splits": splits, "flagged": flagged}
+
+
+def imbalance_text(block: dict) -> str:
+    """The audit summary's clause on flagged splits ("" when none)."""
+    parts = []
+    for split in block["flagged"]:
+        entry = block["splits"][split]
+        big, small = entry["largest"], entry["smallest"]
+        times = f"{entry['ratio']:g}x" if entry["ratio"] is not None else "a class missing"
+        parts.append(
+            f"{split} {times} ({big['class']} {big['count']}, {small['class']} {small['count']})"
+        )
+    if not parts:
+        return ""
+    threshold = f"{block['threshold']:g}x"
+    return f"; imbalanced classes (largest over {threshold} the smallest): {', '.join(parts)}"
+
+
+def _manifest_of(data_dir: Path) -> dict:
+    """The manifest beside the index (written by the same step), or {} when absent."""
+    try:
+        return json.loads((data_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 def audit(
-    data_dir: str | os.PathLike, near_bits: int = 4, out: str | os.PathLike | None = None
+    data_dir: str | os.PathLike,
+    near_bits: int = 4,
+    out: str | os.PathLike | None = None,
+    imbalance_ratio: float = IMBALANCE_RATIO,
 ) -> dict:
     """Audit the processed data in ``data_dir`` from its ``index.csv`` and write the result,
     atomically, to ``out`` (default ``<data_dir>/audit.json``); returns it.
@@ -187,7 +237,9 @@ def audit(
         "label_conflict_groups": sum(len(entry["classes"]) > 1 for entry in entries),
         "near_duplicate_pairs": near["pairs"],
     }
+    result["imbalance"] = imbalance(_manifest_of(Path(data_dir)), imbalance_ratio)
     result["summary"] = summary_text(result["counts"], near_bits)
+    result["summary"] += imbalance_text(result["imbalance"])
     result["duplicate_groups"] = entries
     result["cross_split_groups"] = [entry for entry in entries if _leaks(entry["splits"])]
     result["label_conflict_groups"] = [entry for entry in entries if len(entry["classes"]) > 1]
@@ -209,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", required=True, help="data/processed/<variant>")
     parser.add_argument("--near-duplicate-bits", type=int, default=4, help="dHash bits apart")
     parser.add_argument("--out", help="the audit file (default: <data-dir>/audit.json)")
+    parser.add_argument(
+        "--imbalance-ratio", type=float, default=IMBALANCE_RATIO,
+        help="flag a split whose largest class has more than this times its smallest's images",
+    )  # fmt: skip
     return parser
 
 
@@ -216,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``hpstudy audit``: prints the summary, and a warning line on leakage or
     label conflicts."""
     args = build_parser().parse_args(argv)
-    result = audit(args.data_dir, args.near_duplicate_bits, args.out)
+    result = audit(args.data_dir, args.near_duplicate_bits, args.out, args.imbalance_ratio)
     out = args.out or str(Path(args.data_dir) / AUDIT_FILE)
     print(f"hpstudy audit: {out}: {result['summary']}", file=sys.stderr)
     counts = result["counts"]
@@ -231,4 +287,6 @@ def main(argv: list[str] | None = None) -> int:
             "removes the copies from test and val)",
             file=sys.stderr,
         )
+    if result["imbalance"]["flagged"]:
+        print(f"hpstudy audit: warning{imbalance_text(result['imbalance'])}", file=sys.stderr)
     return 0

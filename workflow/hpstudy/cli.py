@@ -16,7 +16,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "hpstudy.plan",
     "train": "hpstudy.train",
     "fetch-weights": "hpstudy.weights",
-    "fetch": "hpstudy.fetch",
+    "fetch": "hpstudy.data.fetch_sources",
     "preprocess": "hpstudy.preprocess",
     "audit": "hpstudy.audit",
     "aggregate": "hpstudy.aggregate",

@@ -164,7 +164,43 @@ def study_problems(studies: dict) -> list[str]:
 def has_no_validation(dataset: dict) -> bool:
     """Whether the data is known to come without a validation split (the Kaggle zip and the
     digits bring none; another archive or folder may bring a val/ folder of its own)."""
-    return not dataset.get("val_fraction") and dataset["source"] in ("kaggle", "digits")
+    if dataset.get("val_fraction"):
+        return False
+    # test_from: val makes the data's own validation split the test split
+    return dataset["source"] in ("kaggle", "digits") or dataset.get("test_from") == "val"
+
+
+def why_no_validation(dataset: dict) -> str:
+    """Why the data has no validation split, for :func:`has_no_validation`'s refusals."""
+    if dataset.get("test_from") == "val":
+        return "dataset.test_from: val makes the data's validation split the test split"
+    return f"dataset.source {dataset['source']} brings no validation split"
+
+
+def source_problem(dataset: dict) -> str | None:
+    """What is wrong with the dataset's later-added source settings (Parquet, a label file)."""
+    source, path, labels = dataset["source"], dataset.get("path"), dataset.get("labels")
+    if source == "parquet" and not (path and Path(path).expanduser().exists()):
+        return (
+            f"sets dataset.source: parquet, but dataset.path ({path!r}) does not exist. Set "
+            "dataset.path to a .parquet file or a folder of shards."
+        )
+    if labels and source in ("digits", "parquet"):
+        return (
+            f"sets dataset.labels, which does not apply to dataset.source: {source} (the data "
+            "names its classes itself). Remove dataset.labels, or use source folder or archive."
+        )
+    if labels and not Path(labels).expanduser().is_file():
+        return (
+            f"sets dataset.labels: {labels!r}, which is not an existing file. Set it to the CSV "
+            "or JSON-lines file naming each image's file and class."
+        )
+    if dataset.get("pred") and (labels or source == "parquet" or dataset.get("test_from")):
+        return (
+            "sets dataset.pred (the Kaggle layout's unlabelled seg_pred/ images), which does "
+            "not combine with dataset.labels, dataset.test_from or source parquet."
+        )
+    return None
 
 
 def search_problems(config: dict) -> list[str]:
@@ -186,8 +222,8 @@ def search_problems(config: dict) -> list[str]:
             found.append(f"{where}: with halving the rungs decide epochs; drop epochs from space")
         if not spec.get("on_test") and has_no_validation(config["dataset"]):
             found.append(
-                f"{where}: metric {spec['metric']} needs a validation split, and dataset.source "
-                f"{config['dataset']['source']} brings none while dataset.val_fraction is 0; set "
+                f"{where}: metric {spec['metric']} needs a validation split, and "
+                f"{why_no_validation(config['dataset'])} while dataset.val_fraction is 0; set "
                 "dataset.val_fraction (e.g. 0.2) or, knowing that a setting searched on the "
                 f"test set has an optimistic test number, set {where}.on_test: true (every "
                 "output then says so)"
@@ -296,12 +332,15 @@ def validate_config(config: dict, source: str = "the config") -> dict:
             "folder holding your images (class folders, or train/ and test/ folders of class "
             "folders; see config/README.md)."
         )
+    problem = source_problem(dataset)
+    if problem:
+        raise HpstudyError(f"The configuration in {source} {problem}")
     selection = filled.get("selection")
     if selection is not None and not selection["on_test"] and has_no_validation(dataset):
         raise HpstudyError(
             f"The configuration in {source} asks for `selection` (each study's winner chosen on "
-            f"a validation split), but dataset.source {dataset['source']} brings no validation "
-            "split and dataset.val_fraction is 0. Set `dataset.val_fraction` (e.g. 0.2) to hold "
+            f"a validation split), but {why_no_validation(dataset)} and dataset.val_fraction "
+            "is 0. Set `dataset.val_fraction` (e.g. 0.2) to hold "
             "out part of the training images or, knowing that a winner chosen on the test set "
             "makes its test number optimistic, set `selection.on_test: true` (every output "
             "then says so)."

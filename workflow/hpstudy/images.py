@@ -30,7 +30,8 @@ def strict_decoding() -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
-def _reason(err: Exception) -> str:
+def failure_reason(err: Exception) -> str:
+    """Why an image did not decode, in words that are the same from run to run."""
     if isinstance(err, UnidentifiedImageError):
         return "not a decodable image (unrecognised format)"
     # Drop object addresses so the manifest is identical from run to run.
@@ -62,7 +63,7 @@ def decode_image_into(
             # slower array-interface path).
             row[...] = np.frombuffer(rgb.tobytes(), dtype=np.uint8).reshape(row.shape)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        return _reason(err)
+        return failure_reason(err)
     if on_decoded is not None:
         on_decoded(rgb)
     return resized

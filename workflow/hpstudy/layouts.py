@@ -36,6 +36,8 @@ LAYOUTS = {
     "kaggle": "Kaggle seg_train/seg_test folders",
     "train-test": "train/test folders",
     "class-folders": "class folders (train/test split here)",
+    "label-file": "a label file naming each image's file and class",
+    "parquet": "Parquet shards with an image and a label column",
 }
 ACCEPTED = (
     "seg_train/<class>/<image> and seg_test/<class>/<image> (Kaggle; seg_train/seg_train/... "
@@ -48,6 +50,11 @@ OUTSIDE = {
     "train-test": "outside train/, test/ and val/ (valid/, validation/)",
 }
 SHOWN_ENTRIES = 12
+TEST_FROM = (
+    "Set `dataset.test_from: train` to carve the test split out of the training images (each "
+    "class's `dataset.test_fraction`), or `dataset.test_from: val` to use the data's own "
+    "validation split (val/, valid/ or validation/) as the test split"
+)
 
 
 @dataclass
@@ -72,7 +79,8 @@ class Members:
     splits: dict[str, SplitMembers]
     skipped: list[dict[str, str]]
     classes: list[str] = field(default_factory=list)
-    split: dict[str, float | int] = field(default_factory=dict)  # how carved splits were made
+    split: dict[str, float | int | str] = field(default_factory=dict)  # how splits were made
+    order: list[str] | None = None  # the source's own class order (e.g. Parquet's label names)
     dropped: list[str] = field(default_factory=list)  # class folders without a decodable image
 
 
@@ -191,36 +199,13 @@ def find_members(zip_path: str | Path, infos: list[zipfile.ZipInfo]) -> Members:
     return Members(layout, splits, skipped)
 
 
-def drop_imageless_classes(members: Members, has_image) -> list[str]:
-    """Remove the classes none of whose members (in any labelled split) ``has_image(infos)``
-    finds decodable; their members go to ``skipped`` and their names, sorted, to
-    ``members.dropped``, which is returned."""
-    labelled = [split for split in members.splits if split != "pred"]
-    by_class: dict[str, list[zipfile.ZipInfo]] = {}
-    for split in labelled:
-        for info, name in zip(members.splits[split].infos, members.splits[split].class_names,
-                              strict=True):  # fmt: skip
-            by_class.setdefault(name, []).append(info)
-    dropped = [name for name in sorted(by_class) if not has_image(by_class[name])]
-    for split in labelled if dropped else ():
-        kept = SplitMembers()
-        for info, name in zip(members.splits[split].infos, members.splits[split].class_names,
-                              strict=True):  # fmt: skip
-            if name in dropped:
-                reason = f"class folder {name!r} holds no decodable image: class dropped"
-                members.skipped.append({"member": info.filename, "reason": reason})
-            else:
-                kept.add(info, name)
-        members.splits[split] = kept
-    members.dropped = dropped
-    return dropped
-
-
 def _expected(layout: str, split: str) -> str:
     if layout == "kaggle":
         return f"seg_{split}/seg_{split}/<class>/<image> or seg_{split}/<class>/<image>"
     if layout == "train-test":
         return f"{split}/<class>/<image>"
+    if layout in ("label-file", "parquet"):
+        return f"{split} images (a split column, or shard or folder names)"
     return "<class>/<image> folders"
 
 
@@ -237,9 +222,10 @@ def class_list(zip_path: str | Path, members: Members) -> list[str]:
     for split in ("test", "val"):
         names = sorted(set(splits[split].class_names)) if split in splits else None
         if names == []:
+            fix = f" {TEST_FROM}." if split == "test" else ""
             raise HpstudyError(
                 f"The archive {zip_path} has no {split} images: expected "
-                f"{_expected(layout, split)}."
+                f"{_expected(layout, split)}.{fix}"
             )
         if names is not None and names != train:
             only_train = sorted(set(train) - set(names))
@@ -304,32 +290,103 @@ def assign_splits(
     test_fraction: float = 0.2,
     val_fraction: float = 0.0,
     split_seed: int = 0,
-    has_image=None,
+    test_from: str | None = None,
 ) -> Members:
-    """Place the zip entries ``infos`` in their layout (:func:`find_members`) and carve what
-    the data lacks: the test split of class folders (``test_fraction`` of each class) and,
-    when ``val_fraction`` > 0 and the data brings no validation folder, a validation split
-    out of train. ``Members.split`` records the fractions used and the seed (empty when
-    nothing was carved). With ``has_image`` (members -> whether one decodes), classes without
-    a decodable image are dropped first (:func:`drop_imageless_classes`)."""
-    zip_path = Path(zip_path)
+    """Place the zip entries ``infos`` in their layout (:func:`find_members`) and complete the
+    splits (:func:`complete_splits`)."""
+    check_split_settings(test_fraction, val_fraction, split_seed, test_from)
+    members = find_members(zip_path, infos)
+    return complete_splits(zip_path, members, test_fraction, val_fraction, split_seed, test_from)
+
+
+def drop_imageless_classes(members: Members, has_image) -> list[str]:
+    """Remove the classes none of whose members (in any labelled split) ``has_image(infos)``
+    finds decodable; their members go to ``skipped`` and their names, sorted, to
+    ``members.dropped``, which is returned."""
+    labelled = [split for split in members.splits if split != "pred"]
+    by_class: dict[str, list[zipfile.ZipInfo]] = {}
+    for split in labelled:
+        for info, name in zip(members.splits[split].infos, members.splits[split].class_names,
+                              strict=True):  # fmt: skip
+            by_class.setdefault(name, []).append(info)
+    dropped = [name for name in sorted(by_class) if not has_image(by_class[name])]
+    for split in labelled if dropped else ():
+        kept = SplitMembers()
+        for info, name in zip(members.splits[split].infos, members.splits[split].class_names,
+                              strict=True):  # fmt: skip
+            if name in dropped:
+                reason = f"class folder {name!r} holds no decodable image: class dropped"
+                members.skipped.append({"member": info.filename, "reason": reason})
+            else:
+                kept.add(info, name)
+        members.splits[split] = kept
+    members.dropped = dropped
+    return dropped
+
+
+def check_split_settings(
+    test_fraction: float, val_fraction: float, split_seed: int, test_from: str | None = None
+) -> None:
+    """Refuse split settings out of range (before anything is read)."""
     if not 0.0 < test_fraction < 1.0 or not 0.0 <= val_fraction < 1.0 or split_seed < 0:
         raise HpstudyError(
             f"The split settings are out of range: `dataset.test_fraction` must lie in (0, 1) "
             f"(got {test_fraction}), `dataset.val_fraction` in [0, 1) (got {val_fraction}) "
             f"and `dataset.split_seed` must be >= 0 (got {split_seed})."
         )
-    members = find_members(zip_path, infos)
-    if has_image is not None:
-        drop_imageless_classes(members, has_image)
+    if test_from not in (None, "train", "val"):
+        raise HpstudyError(f"`dataset.test_from` must be train or val, got {test_from!r}.")
+
+
+def _test_from(zip_path: Path, members: Members, test_from: str | None) -> bool:
+    """Apply ``test_from: val`` (the val split becomes test); returns whether the test split
+    is to be carved out of train (class folders, or ``test_from: train``)."""
     splits = members.splits
-    if members.layout == "class-folders":
+    if test_from and splits.get("test") and splits["test"].infos:
+        raise HpstudyError(
+            f"The archive {zip_path} brings its own test split ({len(splits['test'].infos)} "
+            f"images), so `dataset.test_from: {test_from}` has nothing to do: remove "
+            "`dataset.test_from` from the config (it applies to data without a test split)."
+        )
+    if test_from == "val":
+        if not (splits.get("val") and splits["val"].infos):
+            raise HpstudyError(
+                f"`dataset.test_from: val` needs a validation split in the data, and the "
+                f"archive {zip_path} has none (expected {_expected(members.layout, 'val')}). "
+                "Set `dataset.test_from: train` to carve the test split out of train instead."
+            )
+        splits["test"] = splits.pop("val")
+        members.split["test_from"] = "val"
+        return False
+    if test_from == "train":
+        members.split["test_from"] = "train"
+    return test_from == "train" or members.layout == "class-folders"
+
+
+def complete_splits(
+    zip_path: str | Path,
+    members: Members,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.0,
+    split_seed: int = 0,
+    test_from: str | None = None,
+) -> Members:
+    """Complete the splits of placed ``members``: the test split from ``test_from`` (``val``:
+    the data's own validation split; ``train``, and always for class folders: ``test_fraction``
+    of each class carved out of train) and, when ``val_fraction`` > 0 and no validation split
+    is left, a validation split carved out of train. ``Members.split`` records how (empty when
+    nothing was carved or moved)."""
+    zip_path = Path(zip_path)
+    splits = members.splits
+    if _test_from(zip_path, members, test_from):
         classes = _carvable(zip_path, splits["train"], "test", "dataset.test_fraction")
         splits["train"], splits["test"] = carve(
             splits["train"], classes, test_fraction, split_seed, stream=0
         )
         members.split["test_fraction"] = test_fraction
     members.classes = class_list(zip_path, members)
+    if members.order is not None:
+        members.classes = list(members.order)
     if val_fraction > 0 and "val" not in splits:
         _carvable(zip_path, splits["train"], "validation", "dataset.val_fraction")
         splits["train"], splits["val"] = carve(

@@ -33,6 +33,7 @@ from hpstudy.config import (
     load_config,
     violations,
 )
+from hpstudy.data.variant import data_variant
 from hpstudy.formatting import format_value
 from hpstudy.layout import PLANS_ROOT, Layout, run_id, settings_file
 from hpstudy.models import catalog
@@ -88,21 +89,6 @@ class Plan:
             }
             for name, study in self.studies.items()
         }
-
-
-def data_variant(dataset: dict) -> str:
-    """The name of the processed data a run trains on: the dataset, its image size and every
-    preprocessing setting that is not at its default (``digits-48``, ``mine-64-val0.2``)."""
-    parts = [dataset["name"], str(dataset["image_size"])]
-    if dataset.get("val_fraction"):
-        parts.append(f"val{format_value(float(dataset['val_fraction']))}")
-    if dataset.get("test_fraction", 0.2) != 0.2:
-        parts.append(f"test{format_value(float(dataset['test_fraction']))}")
-    if dataset.get("split_seed", 0):
-        parts.append(f"split{dataset['split_seed']}")
-    if dataset.get("drop_leaks"):
-        parts.append("noleaks")
-    return "-".join(parts)
 
 
 def data_channels(dataset: dict) -> int:

@@ -16,10 +16,7 @@ import argparse
 import functools
 import os
 import sys
-import threading
-import zipfile
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,142 +30,25 @@ from hpstudy.atomic import (
     temp_name,
     write_if_changed,
 )
+from hpstudy.data.decode import NpyRowFile, ZipImageReader, decode_split
 from hpstudy.data.image_classes import zip_has_image
+from hpstudy.data.label_files import coverage_text
+from hpstudy.data.sources import (
+    SourceOptions,
+    add_source_options,
+    place_source,
+    shape_facts,
+    source_options,
+)
 from hpstudy.errors import HpstudyError, disk_full, is_disk_full
 from hpstudy.fetch import sha256_file
-from hpstudy.fingerprint import INDEX_FILE, Fingerprint, fingerprint, index_text
-from hpstudy.images import decode_image_into, strict_decoding
-from hpstudy.layouts import LAYOUTS, SplitMembers, assign_splits
+from hpstudy.fingerprint import INDEX_FILE, Fingerprint, index_text
+from hpstudy.images import strict_decoding
+from hpstudy.layouts import LAYOUTS, SplitMembers
 from hpstudy.zipcheck import open_zip, safe_members
 
 MANIFEST = "manifest.json"
 PRED_INDEX = "pred.json"
-CHUNK = 64  # images per thread-pool task: large enough to amortise scheduling
-PROGRESS_SECONDS = 5.0  # keeps the rule's log short
-
-
-class NpyRowFile:
-    """A uint8 ``.npy`` file whose rows are written at their offsets with ``os.pwrite``.
-
-    Writing through a memory map costs a page fault per 4 KiB on first touch, which was a
-    third of the per-image time; positioned writes from each thread's reusable buffer avoid
-    that and need no lock.
-    """
-
-    def __init__(self, path: Path, shape: tuple[int, ...]):
-        # open_memmap writes the header and sizes the (sparse) file; rows come later.
-        header_only = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
-        del header_only
-        self.row_bytes = int(np.prod(shape[1:]))
-        self.data_offset = path.stat().st_size - shape[0] * self.row_bytes
-        self._fd = os.open(path, os.O_WRONLY)
-
-    def write_rows(self, start: int, rows: np.ndarray) -> None:
-        """Write ``rows`` (contiguous uint8) as rows ``start, start + 1, ...``."""
-        view = memoryview(np.ascontiguousarray(rows)).cast("B")
-        position = self.data_offset + start * self.row_bytes
-        while view:
-            written = os.pwrite(self._fd, view, position)
-            view, position = view[written:], position + written
-
-    def close(self) -> None:
-        """Close the file descriptor."""
-        os.close(self._fd)
-
-
-class ZipImageReader:
-    """Decode zip members chunk by chunk, with one ZipFile handle and buffer per thread.
-
-    A ZipFile shares one file handle behind a lock, so threads reading through a single one
-    would serialise; separate handles let reads, inflation and decoding overlap.
-    """
-
-    def __init__(self, zip_path: Path, size: int, fingerprints: bool = True):
-        self.zip_path = zip_path
-        self.size = size
-        self.fingerprints = fingerprints
-        self._local = threading.local()
-        self._handles: list[zipfile.ZipFile] = []
-        self._lock = threading.Lock()
-
-    def _thread_state(self) -> tuple[zipfile.ZipFile, np.ndarray]:
-        if getattr(self._local, "zip", None) is None:
-            self._local.zip = zipfile.ZipFile(self.zip_path)
-            self._local.rows = np.zeros((CHUNK, self.size, self.size, 3), dtype=np.uint8)
-            with self._lock:
-                self._handles.append(self._local.zip)
-        return self._local.zip, self._local.rows
-
-    def read_chunk(
-        self, infos, start: int, stop: int, results: list, sink: NpyRowFile, prints: list
-    ) -> None:
-        """Decode ``infos[start:stop]`` into rows ``start:stop`` of ``sink``; outcomes go to
-        ``results`` (rows of skipped members hold leftovers and are dropped later) and the
-        decoded rows' fingerprints to ``prints`` (when the reader takes them)."""
-        archive, rows = self._thread_state()
-        for i in range(start, stop):
-            try:
-                data = archive.read(infos[i])
-            except (zipfile.BadZipFile, EOFError, OSError) as err:
-                results[i] = HpstudyError(
-                    f"The archive {self.zip_path} is corrupt: reading {infos[i].filename!r} "
-                    f"failed ({err}). Delete it and rerun so that it is fetched again."
-                )
-                continue
-            row = rows[i - start]
-            take = self._taker(prints, i, row) if self.fingerprints else None
-            results[i] = decode_image_into(data, row, self.size, take)
-        sink.write_rows(start, rows[: stop - start])
-
-    @staticmethod
-    def _taker(prints: list, i: int, row: np.ndarray):
-        def take(image) -> None:
-            prints[i] = fingerprint(row, image)
-
-        return take
-
-    def close(self) -> None:
-        """Close every per-thread handle."""
-        for handle in self._handles:
-            handle.close()
-        self._handles.clear()
-
-
-def _progress(total: int, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, mininterval=PROGRESS_SECONDS)
-
-
-def decode_split(reader: ZipImageReader, infos, sink: NpyRowFile, threads: int, desc: str):
-    """Decode every member of a split into ``sink``; returns one outcome and one fingerprint
-    (None when not taken or not decoded) per member.
-
-    An outcome is ``True`` (resized), ``False`` (already the right size) or a string (why it
-    was skipped); a corrupt archive raises :class:`HpstudyError`.
-    """
-    results: list = [None] * len(infos)
-    prints: list[Fingerprint | None] = [None] * len(infos)
-    bounds = [(i, min(i + CHUNK, len(infos))) for i in range(0, len(infos), CHUNK)]
-
-    def read(start: int, stop: int) -> None:
-        reader.read_chunk(infos, start, stop, results, sink, prints)
-
-    with _progress(len(infos), desc) as bar:
-        if threads <= 1:
-            for start, stop in bounds:
-                read(start, stop)
-                bar.update(stop - start)
-        else:
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                jobs = [pool.submit(read, start, stop) for start, stop in bounds]
-                for job, (start, stop) in zip(jobs, bounds, strict=True):
-                    job.result()
-                    bar.update(stop - start)
-    for outcome in results:
-        if isinstance(outcome, HpstudyError):
-            raise outcome
-    return results, prints
 
 
 def _save_labels(path: Path, labels: np.ndarray) -> None:
@@ -214,7 +94,7 @@ def _decode_to_file(reader, members: SplitMembers, out_dir: Path, split: str, th
     # decoded into a temporary file of its own name: compaction writes final_x through
     # final_x's temporary name while still reading this one
     tmp_x = temp_name(out_dir / f"{split}_x.partial.npy")
-    shape = (len(members.infos), size, size, 3)
+    shape = (len(members.infos), size, size, reader.channels)
     try:
         sink = NpyRowFile(tmp_x, shape)
         try:
@@ -310,6 +190,7 @@ def preprocess_archive(
     val_fraction: float = 0.0,
     split_seed: int = 0,
     drop_leaks: bool = False,
+    source: SourceOptions | None = None,
 ) -> dict:
     """Preprocess the dataset zip at ``zip_path`` into ``out_dir``; returns the manifest.
 
@@ -323,17 +204,36 @@ def preprocess_archive(
     images instead, into ``pred_{x,y}.npy`` and ``pred.json`` (nothing trains on them; they
     are opt-in). Raises :class:`HpstudyError` for a missing or corrupt zip, an unsafe member
     (before anything is written), a zip in no accepted layout or without train/test images,
-    or class folders that differ between splits.
+    or class folders that differ between splits. ``source`` (:class:`SourceOptions`) says
+    where the test split comes from, how images are shaped, and whether the classes come from
+    a stored label file or Parquet shards.
     """
     zip_path, out_dir = Path(zip_path), Path(out_dir)
+    source = source or SourceOptions()
     if size < 1 or threads < 1:
         raise HpstudyError(f"The image size ({size}) and threads ({threads}) must be >= 1.")
+    if pred and (source.labels or source.parquet or source.test_from):
+        raise HpstudyError(
+            "`dataset.pred` reads the unlabelled seg_pred/ folder of the Kaggle layout; it "
+            "does not combine with `dataset.labels`, `dataset.test_from` or Parquet sources."
+        )
     with open_zip(zip_path) as archive:
         infos = safe_members(archive)
-        members = assign_splits(
-            zip_path, infos, test_fraction, 0.0 if pred else val_fraction, split_seed,
+        placed = place_source(
+            zip_path, infos, source, test_fraction, 0.0 if pred else val_fraction, split_seed,
             has_image=functools.partial(zip_has_image, archive),
         )  # fmt: skip
+    try:
+        return _preprocess_placed(
+            zip_path, out_dir, size, threads, name, pred, drop_leaks, source, placed
+        )
+    finally:
+        placed.close()
+
+
+def _preprocess_placed(zip_path, out_dir, size, threads, name, pred, drop_leaks, source, placed):
+    """Write the splits of placed members, the index and, last, the manifest."""
+    members = placed.members
     splits = members.splits
     wanted = ("pred",) if pred else tuple(s for s in ("train", "test", "val") if s in splits)
     index = out_dir / (PRED_INDEX if pred else MANIFEST)
@@ -343,18 +243,27 @@ def preprocess_archive(
     for split in ("pred",) if pred else ("train", "test", "val"):
         for kind in ("x", "y"):
             (out_dir / f"{split}_{kind}.npy").unlink(missing_ok=True)
-    results = _write_splits(zip_path, members, out_dir, wanted, threads, size, drop_leaks)
+    reader = ZipImageReader(
+        zip_path, size, "pred" not in wanted, (source.resize, source.channels), placed.read
+    )
+    results = _write_splits(reader, members, out_dir, wanted, threads, drop_leaks)
     if not pred:
         rows = [row for result in results.values() for row in result.index_rows]
         write_if_changed(out_dir / INDEX_FILE, index_text(rows))
     manifest = _manifest(zip_path, out_dir, name, size, members, results, pred, drop_leaks)
+    if not pred:  # after the layout; only what is not the default (see shape_facts)
+        extra = {**shape_facts(source), **placed.facts}
+        keys = list(manifest)
+        at = keys.index("layout") + 1
+        manifest = {**{k: manifest[k] for k in keys[:at]}, **extra,
+                    **{k: manifest[k] for k in keys[at:]}}  # fmt: skip
     _put_index(index, manifest, aside)
     return manifest
 
 
-def _write_splits(zip_path, members, out_dir, wanted, threads, size, drop_leaks):
+def _write_splits(reader, members, out_dir, wanted, threads, drop_leaks):
     """Write each wanted split (train first: its exact hashes are the leaks of the others)."""
-    reader = ZipImageReader(zip_path, size, fingerprints="pred" not in wanted)
+    zip_path = reader.zip_path
     results: dict[str, SplitResult] = {}
     leaks: frozenset[str] = frozenset()
     try:
@@ -431,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--drop-leaks", action="store_true",
         help="remove from test and val every exact copy of a training image",
     )  # fmt: skip
+    add_source_options(parser)
     return parser
 
 
@@ -449,12 +359,16 @@ def _report(args, manifest: dict) -> None:
         print(f"  splits carved here: {settings}", file=sys.stderr)
     if args.val_fraction > 0 and "val_fraction" not in manifest.get("split", {}) and not args.pred:
         print("  the data brings a validation folder: --val-fraction ignored", file=sys.stderr)
-    if "classes_dropped" in manifest:
-        print(f"  class folders dropped, holding no decodable image: "
-              f"{', '.join(manifest['classes_dropped'])}", file=sys.stderr)  # fmt: skip
     if "leaks_dropped" in manifest:
         dropped = ", ".join(f"{n} from {split}" for split, n in manifest["leaks_dropped"].items())
         print(f"  exact copies of training images dropped: {dropped}", file=sys.stderr)
+    if "labels" in manifest:
+        labels = manifest["labels"]
+        where = f"{labels['file']} (in {args.archive})"
+        print(f"  {coverage_text(where, labels['named'], manifest['skipped'])}", file=sys.stderr)
+    if "classes_dropped" in manifest:
+        print(f"  class folders dropped, holding no decodable image: "
+              f"{', '.join(manifest['classes_dropped'])}", file=sys.stderr)  # fmt: skip
     for entry in manifest["skipped"]:
         print(f"  skipped {entry['member']}: {entry['reason']}", file=sys.stderr)
 
@@ -473,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         val_fraction=args.val_fraction,
         split_seed=args.split_seed,
         drop_leaks=args.drop_leaks,
+        source=source_options(args),
     )
     _report(args, manifest)
     return 0

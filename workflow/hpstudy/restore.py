@@ -27,10 +27,11 @@ from pathlib import Path
 
 from hpstudy import added
 from hpstudy.config import load_config
+from hpstudy.data.variant import data_variant, labels_digest
 from hpstudy.errors import HpstudyError
 from hpstudy.identity import canonical_json
 from hpstudy.layout import RUN_OUTPUTS, Layout
-from hpstudy.plan import Run, build_plan, data_variant
+from hpstudy.plan import Run, build_plan
 
 # raw-data facts `hpstudy fetch` records that also decide the processed arrays
 RAW_FACTS = ("source", "path", "test_fraction", "split_seed")
@@ -102,6 +103,13 @@ def check_raw_data(raw_meta: Path, dataset: dict) -> str | None:
         for key in RAW_FACTS
         if key in recorded and key in dataset and recorded[key] != dataset[key]
     ]
+    # the label file is stored in the raw zip: another file, or the same file changed
+    if recorded.get("labels") != dataset.get("labels"):
+        changed.append(f"labels {recorded.get('labels')!r} -> {dataset.get('labels')!r}")
+    elif dataset.get("labels") and recorded.get("labels_sha256") != labels_digest(
+        dataset["labels"]
+    ):
+        changed.append(f"labels {dataset['labels']!r} changed (sha256)")
     return ", ".join(changed) or None
 
 

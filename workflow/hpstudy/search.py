@@ -40,10 +40,11 @@ import pandas as pd
 from hpstudy import added, aggregate, identity, schema, selection
 from hpstudy.atomic import atomic_path, atomic_write_json
 from hpstudy.checkpoint import remove_checkpoints
+from hpstudy.data.variant import data_variant
 from hpstudy.errors import HpstudyError
 from hpstudy.formatting import format_value
 from hpstudy.layout import Layout
-from hpstudy.plan import data_variant, make_run, run_spec
+from hpstudy.plan import make_run, run_spec
 from hpstudy.tables import write_table
 from hpstudy.tuning.class_score_runs import refuse_predating_summaries
 

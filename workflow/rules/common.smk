@@ -31,6 +31,7 @@ from hpstudy.data.content import CACHE_FILE as CONTENT_CACHE
 from hpstudy.data.content import DigestCache
 from hpstudy.data.refetch import same_zip_after_fetch
 from hpstudy.fetch import folder_digest
+from hpstudy.data.command_options import fetch_options, preprocess_options
 from hpstudy.models.catalog import weights_info
 from hpstudy.plan import build_plan, write_membership, write_run_specs
 from hpstudy.search import search_config
@@ -59,12 +60,15 @@ _SPLIT = {
     key: shlex.quote(str(DATASET[key]))
     for key in ("test_fraction", "val_fraction", "split_seed")
 }
+# Settings added later ride on these params, each only when set (quoted there), so a config
+# that does not use them keeps the params Snakemake recorded (fetch_options, preprocess_options)
 SPLIT_ARGS = (
     f"--test-fraction {_SPLIT['test_fraction']} --split-seed {_SPLIT['split_seed']}"
+    + fetch_options(DATASET)
 )
 PREPROCESS_SPLIT_ARGS = (
     f"--test-fraction {_SPLIT['test_fraction']} --val-fraction {_SPLIT['val_fraction']}"
-    f" --split-seed {_SPLIT['split_seed']}"
+    f" --split-seed {_SPLIT['split_seed']}" + preprocess_options(DATASET)
 )
 HPSTUDY = "python -m hpstudy"
 # The train jobs read their settings from files written here; a job on a cluster node parses
@@ -175,9 +179,9 @@ def archive_input(wildcards):
 
 
 def local_folder():
-    """The folder of images the raw zip is packed from (dataset.path, or a folder given as
-    dataset.archive), or None."""
-    if DATASET["source"] == "folder":
+    """The folder of images (or Parquet shards, or one .parquet file) the raw zip is packed
+    from (dataset.path, or a folder given as dataset.archive), or None."""
+    if DATASET["source"] in ("folder", "parquet"):
         return DATASET["path"]
     archive = DATASET["archive"] if DATASET["source"] == "archive" else None
     return archive if archive and os.path.isdir(archive) else None
@@ -187,13 +191,14 @@ def source_digest(cache):
     """The local source's content (a fetch param, so exactly a change of its bytes fetches
     again): a folder's content digest, a local zip's sha256; empty for other sources."""
     folder = local_folder()
-    if folder:
-        setting = "dataset.path" if DATASET["source"] == "folder" else "dataset.archive"
+    setting = "dataset.archive" if DATASET["source"] == "archive" else "dataset.path"
+    if folder and os.path.isdir(folder):
         return f"folder {folder_digest(folder, setting, cache)}"
-    if DATASET["source"] != "archive":
+    if DATASET["source"] not in ("archive", "parquet"):
         return ""
+    source = DATASET["archive"] if DATASET["source"] == "archive" else DATASET["path"]
     try:
-        return f"archive {cache.sha256(DATASET['archive'])}"
+        return f"{DATASET['source']} {cache.sha256(source)}"
     except OSError as err:
         raise HpstudyError(
             f"The dataset archive {DATASET['archive']} (from `dataset.archive`) cannot be "
@@ -216,7 +221,8 @@ if not workflow.remote_exec:
             RAW_META,
             LAYOUT.manifest(VARIANT),
             _DIGESTS,
-            local_folder(),
+            # Parquet shards are packed their own way: never compared with a folder
+            local_folder() if DATASET["source"] != "parquet" else None,
         )
     except HpstudyError as err:
         sys.stderr.write(f"hpstudy: error: {err}\n")

@@ -29,7 +29,7 @@ rule fetch_data:
         # a local folder: its path (a function of the output, which Snakemake does not
         # record: a folder moved or copied elsewhere fetches nothing) ...
         folder=lambda wildcards, output: (
-            f"--{'path' if DATASET['source'] == 'folder' else 'archive'}"
+            f"--{'path' if DATASET['source'] in ('folder', 'parquet') else 'archive'}"
             f" {shlex.quote(local_folder())}"
             if local_folder()
             else ""
