@@ -7,18 +7,17 @@ from __future__ import annotations
 
 from hpstudy import reference
 from hpstudy.layout import Layout
+from hpstudy.report import figure_registry
 
 # swept settings whose studies also get an epoch-time and a cost figure
 TIME_PARAMS = frozenset({"batch_size", "kernel_width"})
 COST_PARAMS = frozenset({"kernel_width"})
-FIGURE_KINDS = (
-    "curves", "accuracy", "confusion", "epoch_time", "cost", "post", "parallel_coordinates",
-    "importance", "heatmap",
-)  # fmt: skip
-SEARCH_FIGURES = ("history", "parallel_coordinates", "importance")  # a search's figures
-OVERVIEW_KINDS = ("reproduction",)  # figures of the whole sweep, not of one study
+# which figures exist, for studies, searches and the whole sweep: the figure registry
+FIGURE_KINDS = figure_registry.names(figure_registry.STUDY)
+SEARCH_FIGURES = figure_registry.names(figure_registry.SEARCH)  # a search's figures
+OVERVIEW_KINDS = figure_registry.names(figure_registry.OVERVIEW)  # of the sweep, not a study
 # a study of two settings gets `heatmap`; of three or more, one `heatmap-<a>-<b>` per pair
-KIND_PATTERN = "|".join(FIGURE_KINDS[:-1]) + "|heatmap(-[a-z0-9_]+-[a-z0-9_]+)?"
+KIND_PATTERN = figure_registry.wildcard(figure_registry.STUDY)
 
 
 def heatmap_kinds(params: list[str]) -> list[str]:
