@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "final": "hpstudy.selection:final_main",
     "search": "hpstudy.search",
     "diff": "hpstudy.diff",
+    "status": "hpstudy.sweep.status",
 }
 
 
