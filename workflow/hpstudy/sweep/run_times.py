@@ -57,6 +57,10 @@ class Timings:
         if startup_s:
             self.startup_s.setdefault(key, []).append(float(startup_s))
 
+    def samples(self, key: TimingKey) -> int:
+        """How many runs of ``key`` were measured."""
+        return len(self.epoch_s.get(key, ()))
+
     def add_summary(self, summary: dict) -> None:
         """A finished run's ``summary.json`` content."""
         params = summary["params"]

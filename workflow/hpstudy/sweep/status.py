@@ -40,6 +40,7 @@ from hpstudy.sweep.run_times import Timings, makespan, read_summary, timing_key
 STATES = ("finished", "running", "waiting", "failed", "not planned yet")
 FRESH_EPOCHS = 3  # metrics.csv younger than this many epoch times: the run is running
 LOG_TAIL = 4096
+SAMPLES_PER_KEY = 5  # finished runs read per timing key (a median of a few is enough)
 
 
 @dataclass
@@ -117,25 +118,27 @@ def log_failed(log: Path) -> bool:
 
 
 def run_state(run: Run, layout: Layout, held, timings: Timings, size: int, now: float):
-    """The state of one planned run (and, finished, its measured times into ``timings``)."""
-    folder = Path(layout.run_dir(run.run_id))
-    summary_path = folder / "summary.json"
-    if summary_path.is_file():
-        summary = read_summary(summary_path)
-        if summary and "params" in summary:
-            timings.add_summary(summary)
+    """The state of one planned run (and, finished, its measured times into ``timings``:
+    a few runs per timing key are enough, so a large sweep reads few summaries)."""
+    folder = layout.run_dir(run.run_id)
+    if os.path.isfile(f"{folder}/summary.json"):
+        if timings.samples(timing_key(run.settings, size)) < SAMPLES_PER_KEY:
+            summary = read_summary(f"{folder}/summary.json")
+            if summary and "params" in summary:
+                timings.add_summary(summary)
         return RunState(run, "finished")
-    lock = Path(layout.lock_file(run.variant, run.trajectory, run.seed))
-    times = epoch_times(folder / "metrics.csv") if (folder / "metrics.csv").is_file() else []
+    metrics = f"{folder}/metrics.csv"
+    times = epoch_times(Path(metrics)) if os.path.isfile(metrics) else []
     epoch = sum(times) / len(times) if times else None
     fresh = False
     if epoch:
         timings.add(timing_key(run.settings, size), epoch)
         with contextlib.suppress(OSError):
-            fresh = now - (folder / "metrics.csv").stat().st_mtime < FRESH_EPOCHS * epoch
-    if fresh or lock_is_held(lock, held):
+            fresh = now - os.stat(metrics).st_mtime < FRESH_EPOCHS * epoch
+    lock = Path(layout.lock_file(run.variant, run.trajectory, run.seed))
+    if fresh or (held and lock_is_held(lock, held)):
         return RunState(run, "running", done=len(times), epoch_s=epoch)
-    if log_failed(folder / TRAIN_LOG):
+    if os.path.isfile(f"{folder}/{TRAIN_LOG}") and log_failed(Path(folder) / TRAIN_LOG):
         return RunState(run, "failed")
     return RunState(run, "waiting")
 
