@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "search": "hpstudy.search",
     "diff": "hpstudy.diff",
     "status": "hpstudy.sweep.status",
+    "cost": "hpstudy.report.cost",
 }
 
 

@@ -123,6 +123,7 @@ def results_targets():
     grid = [LAYOUT.table(name) for name in paths.RESULT_FILES] if GRID else []
     # the data audit is an input of the findings; without a grid, a target of its own
     tables = grid + SELECTED + search_targets() + [LAYOUT.audit(VARIANT)]
+    tables.append(LAYOUT.table("cost.csv"))  # what the sweep cost (rule cost)
     figures = figure_targets(LAYOUT, PLAN, DATASET)
     boards = [f"{LAYOUT.results}/tensorboard/{rid}" for rid in RUNS]
     return tables + figures + (boards if config["tensorboard"] else [])
