@@ -268,7 +268,12 @@ def test_the_rules_wildcards_come_from_the_registry():
         assert pattern.fullmatch(kind)
     assert not pattern.fullmatch("history") and not pattern.fullmatch("nope")
     assert registry.lookup("heatmap-lr-batch_size").name == "heatmap"
-    assert set(targets.SEARCH_FIGURES) == {"history", "parallel_coordinates", "importance"}
+    assert set(targets.SEARCH_FIGURES) == {
+        "history",
+        "parallel_coordinates",
+        "importance",
+        "budget",
+    }
 
 
 def test_an_unknown_kind_is_a_clear_error(sweep):

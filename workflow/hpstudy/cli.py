@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "diff": "hpstudy.diff",
     "status": "hpstudy.sweep.status",
     "cost": "hpstudy.report.cost",
+    "budget": "hpstudy.report.budget",
 }
 
 

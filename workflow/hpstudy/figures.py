@@ -52,6 +52,10 @@ def build_figure(kind: str, tables: str | Path, study: str, runs_dir: str | Path
             from hpstudy.report.trial_figures import exploration_trials
 
             return exploration_trials(tables, table("summary.csv"), study)
+        if name == "budget":
+            from hpstudy.report.budget import curve_for
+
+            return curve_for(tables, table("summary.csv"), study)
         return {"study": study, "pair": heatmap_pair(kind), "runs_dir": runs_dir}[name]
 
     return builder(entry)(*(argument(name) for name in entry.inputs))

@@ -134,6 +134,34 @@ rule cost:
         " --margin {params.margin:q} --out {output:q} > {log:q} 2>&1"
 
 
+rule budget:
+    input:
+        grid=[TABLES["summary.csv"], TABLES["metrics.csv"]] if GRID else [],
+        searches=[
+            LAYOUT.search_file(name, table)
+            for name in SEARCHES
+            for table in ("trials.csv", "summary.csv", "metrics.csv")
+        ],
+    output:
+        report(
+            LAYOUT.table("budget.csv"),
+            caption="../report/budget.rst",
+            category="Tables",
+            labels={"table": "budget.csv (expected best of k settings or trials)"},
+        ),
+    log:
+        LAYOUT.log("report/budget"),
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        tables=[LAYOUT.results] if GRID else [],
+        searches=[LAYOUT.search_dir(name) for name in SEARCHES],
+    shell:
+        f"{HPSTUDY} budget --tables {{params.tables:q}} --search-tables {{params.searches:q}}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
 rule figure:
     input:
         **TABLES,

@@ -22,6 +22,7 @@ ARGUMENTS = {
     "pair": "the two settings of a heatmap-<a>-<b> kind",
     "runs_dir": "the run folders",
     "trials": "the trials: trials.csv where the folder holds one (a search), else summary.csv",
+    "budget": "the budget curve: of a search's trials.csv, else of a study's summary.csv",
 }
 SEARCH_NOTE = (
     'Trials are ranked on the validation split unless the figure says "searched on the test set".'
@@ -51,6 +52,8 @@ class FigureKind:
         files = [i for i in self.inputs if i.endswith(".csv")]
         if "trials" in self.inputs:
             files += ["summary.csv", "trials.csv"]
+        if "budget" in self.inputs:
+            files += ["summary.csv", "metrics.csv", "trials.csv"]
         return tuple(dict.fromkeys(files))
 
 
@@ -146,6 +149,23 @@ KINDS: tuple[FigureKind, ...] = (
         "grids of two settings or more, and searches: each setting's fANOVA importance",
         "Optuna's fANOVA importance of each swept (or searched) setting for the metric; the "
         "importances sum to 1.",
+    ),
+    FigureKind(
+        "budget",
+        _TRIAL + "budget_figure",
+        ("budget", "study"),
+        (STUDY, SEARCH),
+        "what the budget bought: the expected best validation accuracy of k settings (or "
+        "trials) drawn at random, against k and device-hours",
+        "the expected best validation accuracy when k of the settings (a search: of its "
+        "trials) are drawn at random, for k = 1 ... n, with one standard deviation as a band, "
+        'against k (left) and against the device-hours k draws cost (right): the "expected '
+        'validation performance" of Dodge et al. (2019), by the unbiased estimator for draws '
+        "without replacement. A setting is its mean over seeds (a diverged run at chance) and "
+        "costs all its seeds. A search's own best so far, in trial order, is drawn beside it: "
+        "above the band, the sampler beat random draws from the same trials. Without a "
+        'validation split the values are test accuracies and the title says "on the test '
+        'set". The numbers: budget.csv.',
     ),
     FigureKind(
         "heatmap",

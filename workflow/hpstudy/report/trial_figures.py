@@ -118,3 +118,34 @@ def exploration_trials(tables: Path, summary: pd.DataFrame, study: str) -> explo
             read_table(tables / "trials.csv"), study_params(summary.iloc[0])
         )
     return exploration.study_trials(summary, study)
+
+
+def budget_figure(curve, name: str) -> Figure:
+    """What the budget bought (:mod:`hpstudy.report.budget`): the expected best of k settings
+    or trials drawn at random with its spread (one standard deviation), against k and
+    against device-hours; a search's own best so far in trial order beside it."""
+    from hpstudy.report.budget import ON_TEST
+
+    fig, axes = new_figure(2, extra_height=0.9)
+    scale = 100.0 if curve.metric.endswith("_acc") else 1.0
+    unit = "%" if scale == 100.0 else ""
+    for ax, xs, order_xs, xlabel in (
+        (axes[0], curve.ks, curve.ks, f"{curve.unit} drawn (k)"),
+        (axes[1], curve.k_hours, np.cumsum(curve.hours), "device-hours"),
+    ):
+        mean, spread = curve.mean * scale, curve.spread * scale
+        ax.plot(xs, mean, marker=".", color="tab:blue", label=f"best of k random {curve.unit}")
+        ax.fill_between(xs, mean - spread, mean + spread, color="tab:blue", alpha=0.2)
+        if curve.in_order is not None:
+            ax.step(order_xs, curve.in_order * scale, where="post", color="tab:red",
+                    label="the search, in trial order")  # fmt: skip
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"best {curve.metric} {unit}".strip())
+        ax.grid(alpha=0.3)
+    axes[0].xaxis.get_major_locator().set_params(integer=True)
+    axes[0].legend(fontsize="small", title="band: one standard deviation", title_fontsize="small")
+    where = f" {ON_TEST}" if curve.on_test else ""
+    title = (f"{name}: expected best {curve.metric}{where} for a budget of k {curve.unit} "
+             f"(of {len(curve.values)}; {curve.note})")  # fmt: skip
+    fig.suptitle(textwrap.fill(title, 100), fontsize="small")
+    return fig
