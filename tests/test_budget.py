@@ -98,7 +98,7 @@ def test_every_study_of_two_settings_and_every_search_gets_the_figure_and_a_row(
     sweep.study("one", "lr", [0.1], epochs=2)
     sweep.aggregate()
     fig = figures.build_figure("budget", sweep.out, "bs")
-    assert "bs: expected best test_acc on the test set" in fig.get_suptitle()
+    assert "bs: expected best test accuracy on the test set" in fig.get_suptitle()
     out = tmp_path / "budget.csv"
     assert cli_main(["budget", "--tables", str(sweep.out), "--out", str(out)]) == 0
     table = read_table(out)

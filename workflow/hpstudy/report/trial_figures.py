@@ -128,24 +128,30 @@ def budget_figure(curve, name: str) -> Figure:
 
     fig, axes = new_figure(2, extra_height=0.9)
     scale = 100.0 if curve.metric.endswith("_acc") else 1.0
-    unit = "%" if scale == 100.0 else ""
+    words = {"val_acc": "validation accuracy", "test_acc": "test accuracy",
+             "val_loss": "validation loss", "test_loss": "test loss"}  # fmt: skip
+    metric = words.get(curve.metric, curve.metric)
+    unit = " (%)" if scale == 100.0 else ""
+    low, high = float(np.min(curve.values)) * scale, float(np.max(curve.values)) * scale
     for ax, xs, order_xs, xlabel in (
         (axes[0], curve.ks, curve.ks, f"{curve.unit} drawn (k)"),
         (axes[1], curve.k_hours, np.cumsum(curve.hours), "device-hours"),
     ):
         mean, spread = curve.mean * scale, curve.spread * scale
         ax.plot(xs, mean, marker=".", color="tab:blue", label=f"best of k random {curve.unit}")
-        ax.fill_between(xs, mean - spread, mean + spread, color="tab:blue", alpha=0.2)
+        # the spread of the best of k, within the values the draws can take
+        ax.fill_between(xs, np.clip(mean - spread, low, high), np.clip(mean + spread, low, high),
+                        color="tab:blue", alpha=0.2)  # fmt: skip
         if curve.in_order is not None:
             ax.step(order_xs, curve.in_order * scale, where="post", color="tab:red",
                     label="the search, in trial order")  # fmt: skip
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"best {curve.metric} {unit}".strip())
+        ax.set_ylabel(f"best {metric}{unit}")
         ax.grid(alpha=0.3)
     axes[0].xaxis.get_major_locator().set_params(integer=True)
     axes[0].legend(fontsize="small", title="band: one standard deviation", title_fontsize="small")
     where = f" {ON_TEST}" if curve.on_test else ""
-    title = (f"{name}: expected best {curve.metric}{where} for a budget of k {curve.unit} "
+    title = (f"{name}: expected best {metric}{where} for a budget of k {curve.unit} "
              f"(of {len(curve.values)}; {curve.note})")  # fmt: skip
     fig.suptitle(textwrap.fill(title, 100), fontsize="small")
     return fig
