@@ -137,3 +137,12 @@ def test_an_estimate_from_measured_runs_is_within_20_percent_of_the_wall_time(
     snakemake(workdir, *args)
     wall = time.perf_counter() - start - planning
     assert abs(priced.wall_s - wall) <= 0.2 * wall, (priced.wall_s, wall, planning)
+
+
+def test_sequential_seeds_are_priced_at_their_worst_case(tmp_path):
+    config = config_for(tmp_path)
+    config = {**config, "findings": {**config["findings"], "sequential": {"max_seeds": 5}}}
+    found = estimate.estimate(config, jobs=1, timings=measured())
+    # 6 runs now, 2 settings x 2 more seeds later, each 9 s
+    assert found.runs == 10 and found.wall_s == pytest.approx(10 * 9.0)
+    assert "sequential seeds: up to 4 more runs" in estimate.render(found, "c")

@@ -189,3 +189,11 @@ def test_a_log_that_goes_on_after_an_error_is_not_failed(tmp_path):
     log.write_text("2026-01-01 INFO go\nhpstudy: error: The run stops.\nIts fix.\n")
     assert status.log_failed(log)
     assert status.duration(30) == "30 s" and status.duration(7300) == "2 h 02 min"
+
+
+def test_sequential_seeds_are_not_planned_yet_at_their_worst_case(tmp_path):
+    config = config_for(tmp_path, final=False)
+    config = {**config, "findings": {**config["findings"], "sequential": {"max_seeds": 3}}}
+    table = status.counts(status.collect(config))
+    # four settings (again's one is lr's first, counted once) x two more seeds each
+    assert table["sequential looks"]["not planned yet"] == 8

@@ -170,8 +170,11 @@ def _later_runs(config, plan, study_mean, est: Estimate) -> list[list]:
     if sequential:
         seeds = len(config["seeds"])
         extra = int(sequential.get("max_seeds", seeds)) - seeds
-        batch = [study_mean.get(name) for name, study in plan.studies.items()
-                 for _ in range(extra * len(study.points) // max(1, seeds))]  # fmt: skip
+        owner = {}  # each setting once, priced at the first study that holds it
+        for name, study in plan.studies.items():
+            for rid in study.run_ids():
+                owner.setdefault(plan.runs[rid].name, name)
+        batch = [study_mean.get(name) for name in owner.values() for _ in range(extra)]
         if batch:
             est.notes.append(f"sequential seeds: up to {len(batch)} more runs (worst case)")
             batches.append(batch)

@@ -184,7 +184,7 @@ def added_groups(config: dict, layout: Layout, plan: Plan) -> list[Group]:
     if sequential and "sequential" not in found:
         seeds = len(config["seeds"])
         extra = int(sequential.get("max_seeds", seeds)) - seeds
-        points = sum(len(study.points) // max(1, seeds) for study in plan.studies.values())
+        points = len({run.name for run in plan.runs.values()})  # settings, each once
         if extra > 0:
             groups.append(Group("sequential", "looks", unplanned=[(None, 0)] * (points * extra)))
     return groups
