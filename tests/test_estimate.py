@@ -146,3 +146,24 @@ def test_sequential_seeds_are_priced_at_their_worst_case(tmp_path):
     # 6 runs now, 2 settings x 2 more seeds later, each 9 s
     assert found.runs == 10 and found.wall_s == pytest.approx(10 * 9.0)
     assert "sequential seeds: up to 4 more runs" in estimate.render(found, "c")
+
+
+def test_rounds_and_final_runs_already_proposed_are_priced_from_their_runs(tmp_path):
+    from hpstudy import added
+    from hpstudy.layout import Layout
+
+    search = {"s": {"space": {"lr": {"low": 0.001, "high": 0.1}}, "rounds": 2,
+                    "trials_per_round": 2}}  # fmt: skip
+    config = config_for(tmp_path, search=search, selection={}, final={"seeds": [0]})
+    layout = Layout.from_config(config)
+    trials = [{"study": "s", "settings": {**config["train"], "lr": lr}, "seed": 0}
+              for lr in (0.05, 0.02)]  # fmt: skip
+    added.write(layout.proposals("s", 0), "search", trials)
+    [(_, first)] = added.read(layout.proposals("s", 0), "digits-48-val0.2", config["dataset"])[:1]
+    (tmp_path / layout.run_file(first.run_id, "summary.json")).parent.mkdir(parents=True)
+    (tmp_path / layout.run_file(first.run_id, "summary.json")).write_text("{}")
+    added.write(layout.selection_file("final-runs.json"), "final", trials[:1])
+    found = estimate.estimate(config, jobs=1, timings=measured())
+    # 6 grid runs, 2 + 2 trials, 1 final run (the first trial's run again: finished)
+    assert found.runs == 11 and found.finished == 2
+    assert found.left_s == pytest.approx(9 * 9.0)

@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hpstudy import added
 from hpstudy.config import load_config
 from hpstudy.errors import HpstudyError
 from hpstudy.layout import Layout
@@ -101,12 +102,12 @@ def estimate(config: dict, jobs: int = 1, timings: Timings | None = None) -> Est
     grid, study_mean = _grid_runs(plan, layout, timings, size, est)
     searches = []
     for name, spec in config.get("search", {}).items():
-        rounds = _search_rounds(timings, config, spec, size, est)
+        rounds, prices = _search_rounds(timings, config, layout, plan.variant, name, size, est)
         searches.append(rounds)
-        study_mean[name] = _mean([s for r in rounds for s in r])
+        study_mean[name] = _mean(prices)
         est.notes.append(f"search {name}: {spec['rounds']} rounds x {spec['trials_per_round']} "
                          "trials")  # fmt: skip
-    later = _later_runs(config, plan, study_mean, est)
+    later = _later_runs(config, plan, layout, timings, study_mean, est)
     batches = [grid, *(r for rounds in searches for r in rounds), *later]
     est.left_s = sum(s or 0.0 for batch in batches for s in batch)
     if all(None not in batch for batch in batches):
@@ -139,32 +140,64 @@ def _grid_runs(plan, layout: Layout, timings: Timings, size: int, est: Estimate)
     return left, study_mean
 
 
-def _search_rounds(timings, config, spec, size, est: Estimate) -> list[list]:
-    """A search's rounds, each a list of trial prices (halving: each rung's survivors for
-    the epochs they add to their run)."""
+def _planned(timings, layout: Layout, runs, size, est: Estimate, epochs=None, prices=None):
+    """Price runs already planned (an added-runs file's): what is left of each (0 for a
+    finished one); ``epochs``: the epochs each trains (default: its own); each run's price
+    is appended to ``prices``."""
+    left = []
+    for run in runs:
+        seconds = _price(timings, run.settings, size, epochs or int(run.settings["epochs"]), est)
+        if prices is not None:
+            prices.append(seconds)
+        done = Path(layout.run_file(run.run_id, "summary.json")).is_file()
+        est.runs, est.finished = est.runs + 1, est.finished + done
+        est.device_s += seconds or 0.0
+        left.append(0.0 if done else seconds)
+    return left
+
+
+def _search_rounds(timings, config, layout: Layout, variant: str, name: str, size, est):
+    """A search's rounds, each a list of what is left of its trials, and every trial's price:
+    the rounds proposed so far from their trials, the others at their size (halving: each
+    rung's survivors for the epochs they add to their run, from its checkpoint)."""
+    spec = config["search"][name]
     base = {**config["train"], **spec.get("set", {})}
-    halving, alive, before, rounds = spec.get("halving"), int(spec["trials_per_round"]), 0, []
+    halving, alive, before = spec.get("halving"), int(spec["trials_per_round"]), 0
+    rounds, prices = [], []
     for round_ in range(int(spec["rounds"])):
         epochs = int(halving["min_epochs"] * halving["eta"] ** round_) if halving else None
         epochs = epochs or int(base["epochs"])
-        added = epochs - before if halving else epochs
-        prices = [_price(timings, base, size, added, est) for _ in range(alive)]
-        rounds.append(prices)
-        est.runs += alive
-        est.device_s += sum(p or 0.0 for p in prices)
+        added_epochs = epochs - before if halving else epochs
+        path = Path(layout.proposals(name, round_))
+        if path.is_file():
+            runs = [run for _, run in added.read(path, variant, config["dataset"])]
+            rounds.append(_planned(timings, layout, runs, size, est, added_epochs, prices))
+            alive = len(runs)
+        else:
+            batch = [_price(timings, base, size, added_epochs, est) for _ in range(alive)]
+            rounds.append(batch)
+            prices += batch
+            _count(batch, est)
         if halving:
             alive, before = max(1, alive // int(halving["eta"])), epochs
-    return rounds
+    return rounds, prices
 
 
-def _later_runs(config, plan, study_mean, est: Estimate) -> list[list]:
-    """The final runs and sequential seeds (worst case), priced at their study's mean."""
+def _later_runs(config, plan, layout: Layout, timings, study_mean, est: Estimate) -> list[list]:
+    """The final runs (from their added-runs file once selection has written it, else one
+    winner per study and search at its study's mean) and the sequential seeds (worst case)."""
     batches = []
-    if config.get("final"):
+    final_file = Path(layout.selection_file("final-runs.json"))
+    if config.get("final") and final_file.is_file():
+        runs = [run for _, run in added.read(final_file, plan.variant, config["dataset"])]
+        size = int(config["dataset"]["image_size"])
+        batches.append(_planned(timings, layout, runs, size, est))
+    elif config.get("final"):
         seeds = len(config["final"]["seeds"])
         batch = [study_mean.get(name) for name in study_mean for _ in range(seeds)]
         est.notes.append(f"final runs: {len(batch)} (one winner per study and search x "
                          f"{seeds} seeds, priced at the study's average run)")  # fmt: skip
+        _count(batch, est)
         batches.append(batch)
     sequential = (config.get("findings") or {}).get("sequential")
     if sequential:
@@ -177,11 +210,14 @@ def _later_runs(config, plan, study_mean, est: Estimate) -> list[list]:
         batch = [study_mean.get(name) for name in owner.values() for _ in range(extra)]
         if batch:
             est.notes.append(f"sequential seeds: up to {len(batch)} more runs (worst case)")
+            _count(batch, est)
             batches.append(batch)
-    for batch in batches:
-        est.runs += len(batch)
-        est.device_s += sum(s or 0.0 for s in batch)
     return batches
+
+
+def _count(batch: list, est: Estimate) -> None:
+    est.runs += len(batch)
+    est.device_s += sum(s or 0.0 for s in batch)
 
 
 def render(est: Estimate, source: str) -> str:
