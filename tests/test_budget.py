@@ -103,3 +103,14 @@ def test_every_study_of_two_settings_and_every_search_gets_the_figure_and_a_row(
     assert cli_main(["budget", "--tables", str(sweep.out), "--out", str(out)]) == 0
     table = read_table(out)
     assert set(table["name"]) == {"bs"} and list(table["k"]) == [1, 2, 3]
+
+
+def test_a_search_whose_trials_all_failed_gets_an_empty_curve():
+    trials = pd.DataFrame({"trial": [0, 1], "value": [float("nan")] * 2, "metric": "val_acc",
+                           "note": "n", "run_id": ["a", "b"], "state": "failed"})  # fmt: skip
+    summary = pd.DataFrame(columns=["run_id", "device_s", "total_time_s"])
+    metrics = pd.DataFrame(columns=["run_id", "train_time_s", "eval_time_s",
+                                    "train_images_per_s"])  # fmt: skip
+    curve = budget.search_curve(trials, summary, metrics, "s")
+    assert len(curve.values) == 0 and curve.table().empty
+    assert "no trial finished" in budget_figure(curve, "s").get_suptitle()

@@ -103,15 +103,15 @@ def search_curve(trials: pd.DataFrame, summary, metrics, name: str) -> BudgetCur
     long) beside its best so far in trial order; a trial without a recorded cost is priced
     at the average trial's."""
     rows = trials[trials["rung"].isna() | (trials["rung"] == 0)] if "rung" in trials else trials
+    metric, note = str(trials["metric"].iloc[0]), str(trials["note"].iloc[0])
     rows = rows[np.isfinite(rows["value"].astype(float))].sort_values("trial")
-    metric = str(rows["metric"].iloc[0])
     maximise = metric.endswith("_acc")
     costs = run_costs(summary, metrics).set_index("run_id")["device_s"] / 3600
     hours = rows["run_id"].map(costs).astype(float)
     hours = hours.fillna(hours.mean() if hours.notna().any() else 0.0).to_numpy()
     values = rows["value"].astype(float)
     best = values.cummax() if maximise else values.cummin()
-    return BudgetCurve(name, "trials", metric, str(rows["note"].iloc[0]), maximise,
+    return BudgetCurve(name, "trials", metric, note, maximise,
                        values.to_numpy(), hours, best.to_numpy())  # fmt: skip
 
 

@@ -127,6 +127,10 @@ def budget_figure(curve, name: str) -> Figure:
     from hpstudy.report.budget import ON_TEST
 
     fig, axes = new_figure(2, extra_height=0.9)
+    if not len(curve.values):  # every trial failed: nothing was bought
+        fig.suptitle(f"{name}: no trial finished with a value, so no budget curve",
+                     fontsize="small")  # fmt: skip
+        return fig
     scale = 100.0 if curve.metric.endswith("_acc") else 1.0
     words = {"val_acc": "validation accuracy", "test_acc": "test accuracy",
              "val_loss": "validation loss", "test_loss": "test loss"}  # fmt: skip
