@@ -136,6 +136,7 @@ def test_an_estimate_from_measured_runs_is_within_20_percent_of_the_wall_time(
     start = time.perf_counter()
     snakemake(workdir, *args)
     wall = time.perf_counter() - start - planning
+    print(f"estimate {priced.wall_s:.1f} s, took {wall:.1f} s (+ {planning:.1f} s planning)")
     assert abs(priced.wall_s - wall) <= 0.2 * wall, (priced.wall_s, wall, planning)
 
 
