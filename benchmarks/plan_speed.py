@@ -3,14 +3,17 @@
 Writes configs whose grid (learning rate x batch size x weight decay on the digits data, one
 seed) has N distinct runs, then times a dry run of each in a copy of this checkout (the first
 call also writes the runs' settings files; later calls find them written). Nothing is
-asserted: the figures are for the notes. Usage::
+asserted: the figures are for the notes. With ``--profile`` one dry run of the largest grid
+runs under cProfile and the script prints where its time goes: the workflow's parse (the
+package's imports, planning, the settings files) and Snakemake's own DAG building. Usage::
 
-    python benchmarks/plan_speed.py [--runs 1000 5000] [--repeat 3]
+    python benchmarks/plan_speed.py [--runs 1000 5000] [--repeat 3] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import pstats
 import shutil
 import statistics
 import subprocess
@@ -61,10 +64,50 @@ def dry_run(workdir: Path, configfile: Path) -> tuple[float, str]:
     return time.perf_counter() - start, done.stdout + done.stderr
 
 
+# where a dry run's time goes: (label, the profiled function's "file:line(name)" ending)
+PROFILE_PARTS = [
+    ("the whole dry run", "snakemake/cli.py", "main"),
+    ("parse: Snakefile and rules", "Snakefile", "<module>"),
+    ("  import hpstudy.search (pulls torch, scipy, pandas)", "hpstudy/search.py", "<module>"),
+    ("  validate the config", "hpstudy/config.py", "validate_config"),
+    ("  build_plan", "hpstudy/plan.py", "build_plan"),
+    ("    identity.canonical_settings", "hpstudy/identity.py", "canonical_settings"),
+    ("    plan.run_problems", "hpstudy/plan.py", "run_problems"),
+    ("  write_run_specs", "hpstudy/plan.py", "write_run_specs"),
+    ("  write_membership", "hpstudy/plan.py", "write_membership"),
+    ("  figure_targets", "hpstudy/targets.py", "figure_targets"),
+    ("Snakemake: build the DAG", "snakemake/workflow.py", "_build_dag"),
+    ("  jobs from the target files (dag.init)", "snakemake/dag.py", "init"),
+    ("  check_directory_outputs", "snakemake/dag.py", "check_directory_outputs"),
+    ("  update_conda_envs", "snakemake/dag.py", "update_conda_envs"),
+    ("  update_needrun (file times)", "snakemake/dag.py", "update_needrun"),
+]
+
+
+def profile(workdir: Path, configfile: Path) -> None:
+    """One dry run under cProfile; print the cumulative seconds of each part."""
+    out = workdir / "plan.prof"
+    command = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "snakemake", "-n",
+               "-q", "--cores", "1", "--configfile", str(configfile)]  # fmt: skip
+    subprocess.run(command, cwd=workdir, capture_output=True, check=True)
+    print_parts(out)
+
+
+def print_parts(profile_file: Path) -> None:
+    """The cumulative seconds of each of PROFILE_PARTS in a cProfile file."""
+    stats = pstats.Stats(str(profile_file)).stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
+    for label, file, name in PROFILE_PARTS:
+        found = [v[3] for (f, _, n), v in stats.items() if f.endswith(file) and n == name]
+        # a recursive function's outermost call holds its cumulative time
+        print(f"{label:<55} {max(found, default=0.0):7.2f} s")
+    print("(profiled: cProfile slows Python code, so the parts run slower than without it)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="where the largest one's time goes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = copy_checkout(Path(tmp))
@@ -79,6 +122,9 @@ def main() -> None:
             print(f"{runs} runs ({planned} train jobs planned): first dry run {first:.1f} s, "
                   f"then median {statistics.median(times):.1f} s (min {min(times):.1f}, "
                   f"max {max(times):.1f}) over {args.repeat}")  # fmt: skip
+        if args.profile:
+            print(f"\nwhere a dry run of {max(args.runs)} runs spends its time:")
+            profile(workdir, workdir / "config" / f"grid-{max(args.runs)}.yaml")
 
 
 if __name__ == "__main__":

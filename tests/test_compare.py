@@ -11,8 +11,8 @@ from runfactory import Sweep
 from hpstudy import compare, findings, reference, targets
 from hpstudy.cli import main as cli_main
 from hpstudy.config import validate_config
-from hpstudy.figures import post_figure, reproduction_figure
 from hpstudy.plan import build_plan
+from hpstudy.report.study_figures import post_figure, reproduction_figure
 from hpstudy.stats import HOLDS
 
 RESNET = {"model": "resnet18", "pretrained": True, "batch_size": 32}

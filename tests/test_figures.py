@@ -8,9 +8,10 @@ import pytest
 from runfactory import Sweep, approach
 from scipy import stats as scipy_stats
 
-from hpstudy import figures, formatting, targets
+from hpstudy import formatting, targets
 from hpstudy.cli import main as cli_main
 from hpstudy.errors import HpstudyError
+from hpstudy.report import study_figures as figures
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +237,47 @@ def test_runs_with_a_validation_split_show_validation_not_the_test_sets_best_epo
     fig = figures.curves_figure(metrics, summary, "lr")
     assert [ax.get_ylabel() for ax in fig.axes][-1] == "validation accuracy (%)"
     assert len(fig.axes) == 4
+
+
+def test_every_figure_kind_has_a_builder_a_caption_and_a_line_in_the_docs():
+    from conftest import REPO
+
+    from hpstudy import figures as dispatch
+    from hpstudy.report import figure_registry as registry
+
+    for kind in registry.KINDS:
+        assert callable(dispatch.builder(kind)), kind.name
+        assert kind.caption.strip() and kind.summary.strip(), kind.name
+        assert set(kind.inputs) <= {*registry.ARGUMENTS, *kind.tables}, kind.name
+    # the report's caption templates are the registry's, one branch per kind
+    for name, text in registry.caption_files().items():
+        assert (REPO / "workflow/report" / name).read_text() == text, name
+    figure_rst = registry.caption_files()["figure.rst"]
+    for kind in registry.names(registry.STUDY):
+        assert f'"{kind}"' in figure_rst, kind
+    assert registry.markdown_list() in (REPO / "docs/figures.md").read_text()
+
+
+def test_the_rules_wildcards_come_from_the_registry():
+    import re
+
+    from hpstudy.report import figure_registry as registry
+
+    pattern = re.compile(f"(?:{targets.KIND_PATTERN})")
+    for kind in [*targets.FIGURE_KINDS, "heatmap-lr-batch_size"]:
+        assert pattern.fullmatch(kind)
+    assert not pattern.fullmatch("history") and not pattern.fullmatch("nope")
+    assert registry.lookup("heatmap-lr-batch_size").name == "heatmap"
+    assert set(targets.SEARCH_FIGURES) == {
+        "history",
+        "parallel_coordinates",
+        "importance",
+        "budget",
+    }
+
+
+def test_an_unknown_kind_is_a_clear_error(sweep):
+    from hpstudy import figures as dispatch
+
+    with pytest.raises(HpstudyError, match="No figure kind 'nope'"):
+        dispatch.build_figure("nope", sweep.out, "learning_rate")

@@ -16,9 +16,10 @@ import yaml
 from conftest import copy_repo, snakemake
 
 from hpstudy import cli as hpstudy_cli
-from hpstudy import exploration, figures, plan, search
+from hpstudy import exploration, plan, search
 from hpstudy.config import validate_config
 from hpstudy.errors import HpstudyError
+from hpstudy.report import trial_figures as figures
 from hpstudy.tables import read_table
 
 DATA = {"source": "digits", "name": "digits", "image_size": 40, "val_fraction": 0.2}

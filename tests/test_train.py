@@ -38,7 +38,8 @@ SUMMARY_KEYS = {
     "stopped_early", "epochs_completed", "diverged",
     "diverged_epoch", "diverged_reason", "total_time_s", "mean_epoch_time_s", "param_count",
     "conv_param_count", "fc_param_count", "device", "device_name", "precision", "torch_version",
-    "git_revision", "peak_memory_mb", "params",
+    "git_revision", "peak_memory_mb", "params", "train_device_s", "eval_device_s",
+    "startup_device_s", "device_s",
     *(f"{when}_{split}_{score}" for when in ("final", "best") for split in ("val", "test")
       for score in ("balanced_acc", "macro_f1")),
 }  # fmt: skip
@@ -86,6 +87,12 @@ def test_a_run_writes_params_metrics_summary_and_weights(tmp_path, tiny):
     assert summary["min_test_loss"] == min(losses)
     assert summary["min_test_loss_epoch"] == losses.index(min(losses)) + 1
     assert summary["params"] == params and summary["device"] == "cpu"
+    # what the run cost its device: every epoch's training and evaluation, and its start-up
+    assert summary["train_device_s"] == pytest.approx(sum(float(r["train_time_s"]) for r in rows))
+    assert summary["eval_device_s"] == pytest.approx(sum(float(r["eval_time_s"]) for r in rows))
+    assert summary["startup_device_s"] > 0
+    parts = ("train_device_s", "eval_device_s", "startup_device_s")
+    assert summary["device_s"] == pytest.approx(sum(summary[k] for k in parts))
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])  # it learns
     model = build_model(spec["settings"], 6, 16)
     model.load_state_dict(torch.load(out / "model.pt", weights_only=True))

@@ -13,7 +13,7 @@ from hpstudy.errors import HpstudyError, disk_full, is_disk_full
 
 # command name -> module providing main(argv), or "module:function" for another entry
 COMMANDS: dict[str, str] = {
-    "sweep": "hpstudy.plan",
+    "sweep": "hpstudy.sweep.estimate:sweep_main",
     "train": "hpstudy.train",
     "fetch-weights": "hpstudy.weights",
     "fetch": "hpstudy.data.fetch_sources",
@@ -29,6 +29,9 @@ COMMANDS: dict[str, str] = {
     "final": "hpstudy.selection:final_main",
     "search": "hpstudy.search",
     "diff": "hpstudy.diff",
+    "status": "hpstudy.sweep.status",
+    "cost": "hpstudy.report.cost",
+    "budget": "hpstudy.report.budget",
 }
 
 

@@ -15,8 +15,10 @@ jobs then trust the settings file they are given.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
+import json
 import math
 import sys
 from collections.abc import Iterable
@@ -141,7 +143,7 @@ def run_problems(settings: dict, dataset: dict, where: str) -> list[str]:
         ]
     problems = []
     size = dataset["image_size"]
-    why = models.size_problem(settings, size)
+    why = _size_problem(name, identity.canonical_json(settings["kernel_width"]), size)
     if why:
         problems.append(
             f"{where}: dataset.image_size {size} does not suit the model: {why}; change "
@@ -166,6 +168,14 @@ def run_problems(settings: dict, dataset: dict, where: str) -> list[str]:
             "model's ImageNet weights file, or leave it null to fetch them"
         )
     return problems
+
+
+@functools.lru_cache(maxsize=1024)
+def _size_problem(model: str, kernel_width_json: str, size: int) -> str | None:
+    """:func:`models.size_problem`, once per model, kernel widths and size (a large grid asks
+    it for thousands of runs that share a handful of shapes)."""
+    kernel_width = json.loads(kernel_width_json)
+    return models.size_problem({"model": model, "kernel_width": kernel_width}, size)
 
 
 def make_run(settings: dict, seed: int, variant: str, channels: int = 3) -> Run:

@@ -7,18 +7,17 @@ from __future__ import annotations
 
 from hpstudy import reference
 from hpstudy.layout import Layout
+from hpstudy.report import figure_registry
 
 # swept settings whose studies also get an epoch-time and a cost figure
 TIME_PARAMS = frozenset({"batch_size", "kernel_width"})
 COST_PARAMS = frozenset({"kernel_width"})
-FIGURE_KINDS = (
-    "curves", "accuracy", "confusion", "epoch_time", "cost", "post", "parallel_coordinates",
-    "importance", "heatmap",
-)  # fmt: skip
-SEARCH_FIGURES = ("history", "parallel_coordinates", "importance")  # a search's figures
-OVERVIEW_KINDS = ("reproduction",)  # figures of the whole sweep, not of one study
+# which figures exist, for studies, searches and the whole sweep: the figure registry
+FIGURE_KINDS = figure_registry.names(figure_registry.STUDY)
+SEARCH_FIGURES = figure_registry.names(figure_registry.SEARCH)  # a search's figures
+OVERVIEW_KINDS = figure_registry.names(figure_registry.OVERVIEW)  # of the sweep, not a study
 # a study of two settings gets `heatmap`; of three or more, one `heatmap-<a>-<b>` per pair
-KIND_PATTERN = "|".join(FIGURE_KINDS[:-1]) + "|heatmap(-[a-z0-9_]+-[a-z0-9_]+)?"
+KIND_PATTERN = figure_registry.wildcard(figure_registry.STUDY)
 
 
 def heatmap_kinds(params: list[str]) -> list[str]:
@@ -36,9 +35,10 @@ def heatmap_pair(kind: str) -> tuple[str, str] | None:
     return (parts[1], parts[2]) if len(parts) == 3 else None
 
 
-def figure_kinds(params: list[str], compared: bool) -> list[str]:
+def figure_kinds(params: list[str], compared: bool, settings: int = 0) -> list[str]:
     """The figure kinds of a study sweeping ``params``; ``compared`` adds the figure beside
-    the post's own runs (only where some of its runs match one)."""
+    the post's own runs (only where some of its runs match one), two ``settings`` or more
+    the budget curve (what k settings drawn at random buy)."""
     kinds = ["curves", "accuracy", "confusion", *heatmap_kinds(params)]
     if len(params) >= 2:  # what a grid explored: every run's settings, each one's importance
         kinds += ["parallel_coordinates", "importance"]
@@ -48,7 +48,14 @@ def figure_kinds(params: list[str], compared: bool) -> list[str]:
         kinds.append("cost")
     if compared:
         kinds.append("post")
+    if settings >= 2:
+        kinds.append("budget")
     return kinds
+
+
+def study_settings(study) -> int:
+    """How many distinct settings (points, whatever their seeds) a study holds."""
+    return len({repr(sorted(values.items())) for _, values in study.points})
 
 
 def study_is_compared(plan, study, dataset: dict) -> bool:
@@ -65,7 +72,7 @@ def figure_targets(layout: Layout, plan, dataset: dict) -> list[str]:
     files = [
         layout.figure(name, kind, ext)
         for name, study in plan.studies.items()
-        for kind in figure_kinds(study.params, compared[name])
+        for kind in figure_kinds(study.params, compared[name], study_settings(study))
         for ext in ("png", "svg")
     ]
     if any(compared.values()):

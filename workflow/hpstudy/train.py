@@ -81,8 +81,22 @@ def _best(rows: list[dict], column: str, pick) -> tuple[float | None, int | None
     return pick(values, key=lambda v: (v[0], -v[1]) if pick is max else (v[0], v[1]))
 
 
-def summarize(rows: list[dict], params: dict, trainer: Trainer) -> dict:
-    """summary.json: every per-run number (non-finite ones become null) and the run's facts.
+def device_seconds(rows: list[dict], startup_s: float, final_eval_s: float) -> dict:
+    """What the run cost its device, in seconds: training and evaluation (every epoch's, a
+    resumed run's earlier epochs included, and a final evaluation run after the epochs) and
+    this process's start-up (from its start to its first epoch)."""
+    # rows from a checkpoint written before the split was recorded hold the epoch time only
+    train_s = sum(r.get("train_time_s", r["epoch_time_s"]) for r in rows)
+    eval_s = sum(r.get("eval_time_s", 0.0) for r in rows) + final_eval_s
+    return {
+        "train_device_s": train_s, "eval_device_s": eval_s, "startup_device_s": startup_s,
+        "device_s": train_s + eval_s + startup_s,
+    }  # fmt: skip
+
+
+def summarize(rows: list[dict], params: dict, trainer: Trainer, cost: dict | None = None) -> dict:
+    """summary.json: every per-run number (non-finite ones become null) and the run's facts;
+    ``cost``: :func:`device_seconds`.
 
     ``final_*`` describe the weights the run keeps: its last epoch's, or with early stopping
     its best epoch's. ``best_test_acc`` picks an epoch on the test set: it is kept for the
@@ -115,7 +129,8 @@ def summarize(rows: list[dict], params: dict, trainer: Trainer) -> dict:
         "peak_memory_mb": max(r["peak_memory_mb"] for r in rows), "device": device.type,
         "precision": precision_name(trainer.runtime.dtype),
         "device_name": devices.device_name(device), "torch_version": torch.__version__,
-        "git_revision": git_revision(), **summary_scores(rows, kept), "params": params,
+        "git_revision": git_revision(), **summary_scores(rows, kept), **(cost or {}),
+        "params": params,
     }  # fmt: skip
 
 
@@ -281,18 +296,24 @@ def train(
         atomic_write_json(out_dir / "params.json", params)
         rows = resume(spec, trainer, log)
         clock.mark("resume")
+        startup_s = time.perf_counter() - clock.origin
         rows, tested = run_epochs(rows, trainer, spec, out_dir / "metrics.csv", log)
         if trainer.first_step_at is not None:
             log.debug("start-up: %s", clock.report(trainer.first_step_at))
         if trainer.stopper is not None and trainer.stopper.best_model is not None:
             trainer.model.load_state_dict(trainer.stopper.best_model)  # the best epoch's
             tested = None
+        final_eval_s = 0.0
         if tested is None:  # resumed after its last epoch, or kept an earlier one: evaluate
+            started = time.perf_counter()
             tested = evaluate(
                 trainer.net, trainer.loss_fn, trainer.test, trainer.eval_options, runtime
             )
+            devices.synchronize(runtime.device)
+            final_eval_s = time.perf_counter() - started
         write_predictions(out_dir / PREDICTIONS, tested, trainer.test.labels)
-        summary = summarize(rows, params, trainer)
+        cost = device_seconds(rows, startup_s, final_eval_s)
+        summary = summarize(rows, params, trainer, cost)
         weights = io.BytesIO()
         torch.save(trainer.model.state_dict(), weights)
         atomic_write_bytes(out_dir / "model.pt", weights.getvalue())

@@ -165,6 +165,8 @@ def results_targets():
     grid = [LAYOUT.table(name) for name in paths.RESULT_FILES] if GRID else []
     # the data audit is an input of the findings; without a grid, a target of its own
     tables = grid + SELECTED + search_targets() + step_targets() + [LAYOUT.audit(VARIANT)]
+    # what the sweep cost, and what its budget bought (rules cost and budget)
+    tables += [LAYOUT.table("cost.csv"), LAYOUT.table("budget.csv")]
     figures = figure_targets(LAYOUT, PLAN, DATASET)
     boards = [f"{LAYOUT.results}/tensorboard/{rid}" for rid in RUNS]
     return tables + figures + (boards if config["tensorboard"] else [])

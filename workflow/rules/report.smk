@@ -105,6 +105,66 @@ rule findings:
         " --manifest {input.manifest:q} --out {output.findings:q} > {log:q} 2>&1"
 
 
+rule cost:
+    input:
+        grid=[TABLES["summary.csv"], TABLES["metrics.csv"]] if GRID else [],
+        searches=[
+            LAYOUT.search_file(name, table)
+            for name in SEARCHES
+            for table in ("summary.csv", "metrics.csv")
+        ],
+        final=final_summaries if FINAL else [],
+    output:
+        report(
+            LAYOUT.table("cost.csv"),
+            caption="../report/cost.rst",
+            category="Tables",
+            labels={"table": "cost.csv (runs, device-hours, images seen)"},
+        ),
+    log:
+        LAYOUT.log("report/cost"),
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        tables=[LAYOUT.results] if GRID else [],
+        searches=[LAYOUT.search_dir(name) for name in SEARCHES],
+        runs=LAYOUT.runs,
+        margin=config["findings"]["margin"],
+    shell:
+        f"{HPSTUDY} cost --tables {{params.tables:q}} --search-tables {{params.searches:q}}"
+        " --final-summaries {input.final:q} --runs-dir {params.runs:q}"
+        " --margin {params.margin:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule budget:
+    input:
+        grid=[TABLES["summary.csv"], TABLES["metrics.csv"]] if GRID else [],
+        searches=[
+            LAYOUT.search_file(name, table)
+            for name in SEARCHES
+            for table in ("trials.csv", "summary.csv", "metrics.csv")
+        ],
+    output:
+        report(
+            LAYOUT.table("budget.csv"),
+            caption="../report/budget.rst",
+            category="Tables",
+            labels={"table": "budget.csv (expected best of k settings or trials)"},
+        ),
+    log:
+        LAYOUT.log("report/budget"),
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        tables=[LAYOUT.results] if GRID else [],
+        searches=[LAYOUT.search_dir(name) for name in SEARCHES],
+    shell:
+        f"{HPSTUDY} budget --tables {{params.tables:q}} --search-tables {{params.searches:q}}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
 rule figure:
     input:
         **TABLES,
