@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpstudy.dataset import load_split
+from hpstudy.training.arrays import load_split
 
 
 def write_split(folder: Path, images: int, size: int) -> int:

@@ -16,8 +16,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from hpstudy.identity import canonical_settings
-from hpstudy.models import build_model
+from hpstudy.training.identity import canonical_settings
+from hpstudy.training.models import build_model
 
 
 def step_flops(model, images, labels) -> int:

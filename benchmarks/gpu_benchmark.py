@@ -19,11 +19,11 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from hpstudy.batches import DeviceSplit
-from hpstudy.identity import canonical_settings
-from hpstudy.loop import build_trainer, train_one_epoch
-from hpstudy.models import build_model
-from hpstudy.runtime import Runtime
+from hpstudy.training.batches import DeviceSplit
+from hpstudy.training.identity import canonical_settings
+from hpstudy.training.loop import build_trainer, train_one_epoch
+from hpstudy.training.models import build_model
+from hpstudy.training.runtime import Runtime
 
 MODES = {"fp32": ("fp32", False), "bf16+channels_last": ("bf16", True)}
 

@@ -27,8 +27,10 @@ from pathlib import Path
 
 from generated import random_processed
 
-from hpstudy import fetch, identity, plan, preprocess
-from hpstudy.layout import Layout
+from hpstudy.core.paths import Layout
+from hpstudy.data import fetch, preprocess
+from hpstudy.sweep import plan
+from hpstudy.training import identity
 
 STARTUP = re.compile(r"start-up: (.*); in all ([0-9.]+) s")
 

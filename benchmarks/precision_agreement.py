@@ -29,9 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpstudy import devices, fetch, identity, plan, preprocess, stats
-from hpstudy.layout import Layout
-from hpstudy.models import build_model
+from hpstudy.core import stats
+from hpstudy.core.paths import Layout
+from hpstudy.data import fetch, preprocess
+from hpstudy.sweep import plan
+from hpstudy.training import devices, identity
+from hpstudy.training.models import build_model
 
 # the demo's batch-size study (config/demo.yaml): its settings and values
 DEMO = {"lr": 1.0e-3, "epochs": 4, "device": "cpu"}

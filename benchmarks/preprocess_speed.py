@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from zipfactory import photo_dataset  # noqa: E402
 
-from hpstudy.preprocess import preprocess_archive  # noqa: E402
+from hpstudy.data.preprocess import preprocess_archive  # noqa: E402
 
 
 def measure(zip_path: Path, work: Path, size: int, threads: int) -> tuple[int, float, float]:

@@ -25,9 +25,9 @@ from pathlib import Path
 import yaml
 from plan_speed import REPO, grid_config
 
-from hpstudy.config import validate_config
-from hpstudy.layout import Layout
-from hpstudy.plan import build_plan
+from hpstudy.core.config import validate_config
+from hpstudy.core.paths import Layout
+from hpstudy.sweep.plan import build_plan
 
 
 def write_sweep(root: Path, runs: int) -> Path:

@@ -130,11 +130,11 @@ def measure(data: Path, in_memory, batch_size: int, steps: int, threads: int) ->
     peak = AnonPeak()
     import torch
 
-    from hpstudy.batches import train_batches
-    from hpstudy.dataset import load_manifest
-    from hpstudy.identity import canonical_settings
-    from hpstudy.loop import build_trainer
-    from hpstudy.runtime import Runtime
+    from hpstudy.training.arrays import load_manifest
+    from hpstudy.training.batches import train_batches
+    from hpstudy.training.identity import canonical_settings
+    from hpstudy.training.loop import build_trainer
+    from hpstudy.training.runtime import Runtime
     from hpstudy.training.splits import load_splits, streamed_images
 
     settings = canonical_settings(

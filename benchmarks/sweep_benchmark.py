@@ -41,8 +41,9 @@ import torch
 from generated import random_processed
 from gpu_benchmark import MODES, bench_case, random_split
 
-from hpstudy import devices, identity, plan
-from hpstudy.layout import Layout
+from hpstudy.core.paths import Layout
+from hpstudy.sweep import plan
+from hpstudy.training import devices, identity
 
 # the post's four studies (config/config.yaml), the learning-rate study from scratch
 STUDIES = {

@@ -29,14 +29,14 @@ import torch
 from generated import CLASSES, write_processed
 from PIL import Image
 
-from hpstudy import devices
-from hpstudy.batches import BatchOptions, train_batches
-from hpstudy.dataset import load_split
-from hpstudy.identity import canonical_settings
-from hpstudy.loop import build_trainer, train_one_epoch
-from hpstudy.models import build_model
-from hpstudy.optim import build_loss, build_optimizer
-from hpstudy.runtime import Runtime
+from hpstudy.training import devices
+from hpstudy.training.arrays import load_split
+from hpstudy.training.batches import BatchOptions, train_batches
+from hpstudy.training.identity import canonical_settings
+from hpstudy.training.loop import build_trainer, train_one_epoch
+from hpstudy.training.models import build_model
+from hpstudy.training.optim import build_loss, build_optimizer
+from hpstudy.training.runtime import Runtime
 
 # the post's CNN and optimiser (Adam, lr 1e-4) on the CPU, in fp32, seed 0
 SETTINGS = {**canonical_settings({"weight_decay": 0.0, "device": "cpu"}), "seed": 0}

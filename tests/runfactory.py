@@ -2,8 +2,8 @@
 
 ``write_run`` writes ``params.json``, ``metrics.csv``, ``summary.json`` and ``model.pt`` exactly
 where and as the training step does (the run's identity, name and folder come from the real
-``hpstudy.identity`` and ``hpstudy.layout``), so the results stage can be tested without
-training anything. ``Sweep`` groups runs into studies and aggregates them.
+``hpstudy.training.identity`` and ``hpstudy.core.paths``), so the results stage can be
+tested without training anything. ``Sweep`` groups runs into studies and aggregates them.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hpstudy import aggregate, identity, layout
-from hpstudy.run_files import CLASS_SCORE_COLUMNS, METRIC_COLUMNS
-from hpstudy.tables import read_table
+from hpstudy.core import paths
+from hpstudy.core.run_record import CLASS_SCORE_COLUMNS, METRIC_COLUMNS
+from hpstudy.report import aggregate
+from hpstudy.report.tables import read_table
+from hpstudy.training import identity
 
 POST_DATA = {
     "name": "intel-image-classification", "image_size": 150, "num_classes": 6,
@@ -68,7 +70,7 @@ def write_run(
     ident = identity.run_identity(full, seed)
     name = identity.run_name(ident)
     variant = f"{data['name']}-{data['image_size']}"
-    run_id = layout.run_id(variant, name, seed)
+    run_id = paths.run_id(variant, name, seed)
     n = len(test_acc) if test_acc is not None else full["epochs"]
     train_loss = list(train_loss) if train_loss is not None else approach(1.6, 0.3, n)
     test_loss = list(test_loss) if test_loss is not None else approach(1.7, 0.5, n)

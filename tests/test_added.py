@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from runfactory import write_run
 
-from hpstudy import added, restore
-from hpstudy.config import validate_config
-from hpstudy.errors import HpstudyError
-from hpstudy.layout import Layout
+from hpstudy.core.config import validate_config
+from hpstudy.core.errors import HpstudyError
+from hpstudy.core.paths import Layout
+from hpstudy.sweep import added_runs, restore
 
 CONFIG = {
     "dataset": {"source": "digits", "name": "digits", "image_size": 48},
@@ -21,8 +21,10 @@ DIGITS = {"name": "digits", "image_size": 48, "num_classes": 10}
 
 def test_an_added_run_is_an_ordinary_run_named_by_its_identity(tmp_path):
     path = tmp_path / "final.json"
-    added.write(path, "final", [{"study": "lr", "settings": {"lr": 0.01, "epochs": 3}, "seed": 2}])
-    [(study, run)] = added.read(path, "digits-48", validate_config(CONFIG)["dataset"])
+    added_runs.write(
+        path, "final", [{"study": "lr", "settings": {"lr": 0.01, "epochs": 3}, "seed": 2}]
+    )
+    [(study, run)] = added_runs.read(path, "digits-48", validate_config(CONFIG)["dataset"])
     assert study == "lr" and run.seed == 2
     assert run.run_id == "digits-48/lr-0.01_ep-3/seed-2"
     assert run.settings["batch_size"] == 256  # every other setting at its default
@@ -32,10 +34,12 @@ def test_an_unreadable_or_untrainable_added_file_is_refused_with_its_path(tmp_pa
     path = tmp_path / "final.json"
     path.write_text("{not json")
     with pytest.raises(HpstudyError, match="final.json is not a readable added-runs file"):
-        added.read(path, "digits-48", validate_config(CONFIG)["dataset"])
-    added.write(path, "final", [{"study": "lr", "settings": {"model": "resnet_9000"}, "seed": 0}])
+        added_runs.read(path, "digits-48", validate_config(CONFIG)["dataset"])
+    added_runs.write(
+        path, "final", [{"study": "lr", "settings": {"model": "resnet_9000"}, "seed": 0}]
+    )
     with pytest.raises(HpstudyError, match="resnet_9000"):
-        added.read(path, "digits-48", validate_config(CONFIG)["dataset"])
+        added_runs.read(path, "digits-48", validate_config(CONFIG)["dataset"])
 
 
 def test_restore_knows_added_runs_and_removes_one_trained_with_other_settings(tmp_path):
@@ -48,7 +52,7 @@ def test_restore_knows_added_runs_and_removes_one_trained_with_other_settings(tm
     # the stale run's recorded identity is another one (its params.json was another config's)
     params = runs_dir / stale_run / "params.json"
     params.write_text(params.read_text().replace('"lr": 0.01', '"lr": 0.02'))
-    added.write(
+    added_runs.write(
         tmp_path / layout.selection_file("final-runs.json"), "final",
         [{"study": "lr", "settings": {"lr": 0.01, "epochs": 3}, "seed": s} for s in (0, 1, 2)],
     )  # fmt: skip

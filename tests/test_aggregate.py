@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from runfactory import Sweep, approach, write_run
 
-from hpstudy import aggregate
 from hpstudy.cli import main as cli_main
-from hpstudy.errors import HpstudyError
-from hpstudy.run_files import METRIC_COLUMNS
-from hpstudy.tables import read_table
+from hpstudy.core.errors import HpstudyError
+from hpstudy.core.run_record import METRIC_COLUMNS
+from hpstudy.report import aggregate
+from hpstudy.report.tables import read_table
 
 
 @pytest.fixture()

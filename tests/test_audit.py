@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 from zipfactory import image_bytes, photo_like, solid, write_zip
 
-import hpstudy.audit as audit_module
-from hpstudy.audit import audit, near_pairs, summary_text
+import hpstudy.data.audit as audit_module
 from hpstudy.cli import main as cli_main
-from hpstudy.errors import HpstudyError
-from hpstudy.preprocess import preprocess_archive
+from hpstudy.core.errors import HpstudyError
+from hpstudy.data.audit import audit, near_pairs, summary_text
+from hpstudy.data.preprocess import preprocess_archive
 
 CLASSES = ["buildings", "forest", "glacier"]
 SIZE = 32  # images are made at this size: stored rows are their exact pixels

@@ -86,13 +86,14 @@ def test_without_a_validation_split_the_figure_says_on_the_test_set(tmp_path):
 
 
 def test_every_study_of_two_settings_and_every_search_gets_the_figure_and_a_row(tmp_path):
-    from hpstudy import figures, targets
+    from hpstudy import rule_targets
     from hpstudy.cli import main as cli_main
-    from hpstudy.tables import read_table
+    from hpstudy.report import figures
+    from hpstudy.report.tables import read_table
 
-    assert targets.figure_kinds(["lr"], False, settings=3)[-1] == "budget"
-    assert "budget" not in targets.figure_kinds(["lr"], False, settings=1)
-    assert "budget" in targets.SEARCH_FIGURES
+    assert rule_targets.figure_kinds(["lr"], False, settings=3)[-1] == "budget"
+    assert "budget" not in rule_targets.figure_kinds(["lr"], False, settings=1)
+    assert "budget" in rule_targets.SEARCH_FIGURES
     sweep = Sweep(tmp_path)
     sweep.study("bs", "batch_size", [32, 64, 128], epochs=2)
     sweep.study("one", "lr", [0.1], epochs=2)

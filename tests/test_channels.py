@@ -13,11 +13,12 @@ import pytest
 import torch
 from trainfactory import run_spec, write_dataset
 
-from hpstudy import identity, plan
-from hpstudy.errors import HpstudyError
-from hpstudy.models import build_model
-from hpstudy.train import train
+from hpstudy.core.errors import HpstudyError
+from hpstudy.sweep import plan
+from hpstudy.training import identity
 from hpstudy.training.channels import adapt_to_channels, first_convolution
+from hpstudy.training.job import train
+from hpstudy.training.models import build_model
 
 
 @pytest.mark.parametrize("model", ["custom", "resnet18"])

@@ -12,15 +12,15 @@ import pytest
 from runfactory import Sweep, approach
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from hpstudy import search, selection
-from hpstudy.config import validate_config
-from hpstudy.errors import HpstudyError
+from hpstudy.core.config import validate_config
+from hpstudy.core.errors import HpstudyError
 from hpstudy.report.class_metrics import (
     chance_accuracy,
     chance_from_labels,
     per_class_section,
     prediction_scores,
 )
+from hpstudy.tuning import search_rounds, search_spec, selection
 
 DATA = {"name": "mine", "image_size": 48, "num_classes": 3, "val_count": 60, "test_count": 40}
 LRS = (0.1, 0.01)
@@ -103,7 +103,7 @@ def test_the_config_accepts_class_scores_for_selection_and_search():
         "train": {"class_weight": "balanced", "in_memory": False},
     })  # fmt: skip
     assert config["search"]["s"]["metric"] == "val_balanced_acc"
-    assert search.maximise("val_macro_f1") and not search.maximise("val_loss")
+    assert search_spec.maximise("val_macro_f1") and not search_spec.maximise("val_loss")
 
 
 def test_a_search_on_a_class_score_tells_it_and_refuses_older_trials():
@@ -114,10 +114,10 @@ def test_a_search_on_a_class_score_tells_it_and_refuses_older_trials():
     summary = {"final_val_acc": 0.8, "final_val_macro_f1": 0.7, "diverged": False,
                "epochs_completed": 2, "run_id": "v/x/seed-0",
                "params": {"data": {"num_classes": 3}}}  # fmt: skip
-    assert search.tell(spec, proposals, [summary])["trials"][0]["value"] == 0.7
+    assert search_rounds.tell(spec, proposals, [summary])["trials"][0]["value"] == 0.7
     del summary["final_val_macro_f1"]
     with pytest.raises(HpstudyError, match="v/x/seed-0.*--forcerun"):
-        search.tell(spec, proposals, [summary])
+        search_rounds.tell(spec, proposals, [summary])
 
 
 def test_the_best_settings_per_class_accuracy_and_chance(tmp_path):

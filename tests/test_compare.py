@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 from runfactory import Sweep
 
-from hpstudy import compare, findings, reference, targets
+from hpstudy import rule_targets
 from hpstudy.cli import main as cli_main
-from hpstudy.config import validate_config
-from hpstudy.plan import build_plan
+from hpstudy.core.config import validate_config
+from hpstudy.core.stats import HOLDS
+from hpstudy.report import comparison, findings, post_runs
 from hpstudy.report.study_figures import post_figure, reproduction_figure
-from hpstudy.stats import HOLDS
+from hpstudy.sweep.plan import build_plan
 
 RESNET = {"model": "resnet18", "pretrained": True, "batch_size": 32}
 EXPERIMENT_PARAM = {
@@ -26,12 +27,12 @@ EXPERIMENT_PARAM = {
 def post_sweep(root, seeds=(0, 1, 2)) -> Sweep:
     """Every labelled post run as a run of ours with the post's settings and curves."""
     sweep = Sweep(root)
-    curves = pd.DataFrame(reference.post_epochs())
-    for post in reference.post_runs():
-        if post["experiment"] == reference.UNLABELLED:
+    curves = pd.DataFrame(post_runs.post_epochs())
+    for post in post_runs.post_runs():
+        if post["experiment"] == post_runs.UNLABELLED:
             continue
         param = EXPERIMENT_PARAM[post["experiment"]]
-        settings = reference.post_settings(post)
+        settings = post_runs.post_settings(post)
         run = curves[curves["run"] == post["run"]]
 
         def post_curves(value, seed, run=run, post=post):
@@ -51,11 +52,11 @@ def post_sweep(root, seeds=(0, 1, 2)) -> Sweep:
 def post(tmp_path_factory):
     sweep = post_sweep(tmp_path_factory.mktemp("post"))
     summary, metrics = sweep.tables()
-    return sweep, summary, metrics, compare.compare_with_post(summary, metrics)
+    return sweep, summary, metrics, comparison.compare_with_post(summary, metrics)
 
 
 def test_reference_data_ships_with_the_package():
-    runs, epochs = reference.post_runs(), pd.DataFrame(reference.post_epochs())
+    runs, epochs = post_runs.post_runs(), pd.DataFrame(post_runs.post_epochs())
     assert len(runs) == 10 and set(epochs["run"]) == {r["run"] for r in runs}
     assert epochs.groupby("run").size().eq(10).all()
 
@@ -77,7 +78,7 @@ def test_the_posts_own_curves_are_reproduced_and_its_claims_hold(post):
     exact = labelled[labelled["post_run"] != "run5"]  # run5 and run8 are one setting of ours
     assert exact["final_test_acc_diff"].abs().max() < 1e-12
     assert exact["epoch_test_acc_mad"].max() < 1e-12 and exact["shared_epochs"].eq(10).all()
-    assert compare.headline(table) == {"post_runs_compared": 8, "post_runs_reproduced": 8}
+    assert comparison.headline(table) == {"post_runs_compared": 8, "post_runs_reproduced": 8}
     found = findings.compute_findings(findings.Context(summary, metrics, sweep.runs_dir))
     assert [f.verdict for f in found] == [HOLDS] * len(found) and len(found) == 7
 
@@ -101,16 +102,16 @@ def test_unlabelled_runs_are_listed_apart_and_never_counted(post):
     unlabelled = table[table["kind"] == "unlabelled"]
     assert set(unlabelled["post_run"]) == {"run7", "run9"}
     assert "run7" not in set(table.loc[table["kind"] == "labelled", "post_run"])
-    assert compare.headline(table)["post_runs_compared"] == 8
+    assert comparison.headline(table)["post_runs_compared"] == 8
 
 
 def test_another_assumed_weight_decay_moves_the_unrecorded_matches(tmp_path):
     sweep = Sweep(tmp_path)
     sweep.study("wd", "weight_decay", [0.01, 0.0], batch_size=450)
     summary, metrics = sweep.tables()
-    default = compare.compare_with_post(summary, metrics)
+    default = comparison.compare_with_post(summary, metrics)
     assert set(default.loc[default["post_run"] == "run5", "run_name"]) == {"bs-450"}
-    zero = compare.compare_with_post(summary, metrics, assumed_weight_decay=0.0)
+    zero = comparison.compare_with_post(summary, metrics, assumed_weight_decay=0.0)
     assert set(zero.loc[zero["post_run"] == "run5", "run_name"]) == {"wd-0_bs-450"}
     assert set(zero.loc[zero["post_run"] == "run8", "run_name"]) == {"bs-450"}  # recorded 0.01
 
@@ -130,7 +131,7 @@ def test_each_setting_of_the_rule_can_break_the_match(tmp_path, overrides, reaso
     sweep = Sweep(tmp_path)
     sweep.study("lr", "lr", [1e-4], **{**RESNET, **overrides})
     summary, metrics = sweep.tables()
-    assert compare.compare_with_post(summary, metrics).empty, reason
+    assert comparison.compare_with_post(summary, metrics).empty, reason
 
 
 def test_cli_writes_the_table_and_its_counts_and_keeps_the_header_when_nothing_matches(
@@ -142,7 +143,7 @@ def test_cli_writes_the_table_and_its_counts_and_keeps_the_header_when_nothing_m
     assert cli_main(["compare", "--tables", str(sweep.out)]) == 0
     assert "0 of 0 post runs reproduced" in capsys.readouterr().out
     table = pd.read_csv(sweep.out / "comparison.csv")
-    assert table.empty and list(table.columns) == compare.COMPARISON_COLUMNS
+    assert table.empty and list(table.columns) == comparison.COMPARISON_COLUMNS
     assert (sweep.out / "comparison.json").read_text().count('"post_runs_compared": 0') == 1
 
 
@@ -177,8 +178,8 @@ def test_the_post_figures_are_only_planned_where_a_post_run_matches():
         config = validate_config({"dataset": dataset, "studies": studies})
         plan = build_plan(config)
         return {
-            name: targets.figure_kinds(
-                s.params, targets.study_is_compared(plan, s, config["dataset"])
+            name: rule_targets.figure_kinds(
+                s.params, rule_targets.study_is_compared(plan, s, config["dataset"])
             )
             for name, s in plan.studies.items()
         }

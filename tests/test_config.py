@@ -8,8 +8,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from hpstudy.config import load_config, validate_config
-from hpstudy.errors import HpstudyError
+from hpstudy.core.config import load_config, validate_config
+from hpstudy.core.errors import HpstudyError
 
 
 @pytest.fixture

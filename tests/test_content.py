@@ -14,8 +14,8 @@ from zipfactory import layout_dataset, write_folder
 
 from hpstudy.data import content
 from hpstudy.data.content import DigestCache
+from hpstudy.data.fetch import folder_digest, pack_folder, sha256_file
 from hpstudy.data.refetch import same_zip_after_fetch
-from hpstudy.fetch import folder_digest, pack_folder, sha256_file
 
 OLD = 1_600_000_000_000_000_000  # a modification time long past (not "racily clean")
 

@@ -11,7 +11,7 @@ from runfactory import Sweep
 
 from hpstudy.cli import main as cli_main
 from hpstudy.report import cost
-from hpstudy.tables import read_table
+from hpstudy.report.tables import read_table
 
 EPOCHS = 3  # each synthetic epoch: 2 s (1.6 s training, 0.4 s evaluation), 800 images
 

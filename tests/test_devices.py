@@ -11,13 +11,13 @@ import time
 import pytest
 import torch
 
-from hpstudy import devices, runtime
-from hpstudy.errors import HpstudyError
+from hpstudy.core.errors import HpstudyError
+from hpstudy.training import devices, runtime
 
 # holds its claim until stdin closes; prints the GPU it got (or "none")
 CLAIMER = (
     "import os, sys\n"
-    "from hpstudy.devices import claim_gpu\n"
+    "from hpstudy.training.devices import claim_gpu\n"
     "claim = claim_gpu(poll_s=0.05, slots=int(sys.argv[1]))\n"
     "print(os.environ.get('CUDA_VISIBLE_DEVICES', 'none'), claim.slot if claim else '-',"
     " flush=True)\n"

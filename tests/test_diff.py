@@ -7,8 +7,9 @@ import shutil
 import pytest
 from runfactory import Sweep, approach
 
-from hpstudy import cli, diff
-from hpstudy.tables import read_table
+from hpstudy import cli
+from hpstudy.report import results_diff
+from hpstudy.report.tables import read_table
 
 SEEDS = (0, 1, 2)
 
@@ -28,7 +29,7 @@ def sweep(root, shift: float = 0.0, values=(0.01, 0.001)) -> Sweep:
 
 
 def run_diff(a, b, tmp_path, capsys):
-    out = tmp_path / "diff.csv"
+    out = tmp_path / "results_diff.csv"
     assert cli.main(["diff", str(a), str(b), "--out", str(out)]) == 0
     return read_table(out), capsys.readouterr().out
 
@@ -63,7 +64,7 @@ def test_a_search_only_results_folder_is_compared_by_its_search_tables(tmp_path,
     assert not (searched / "summary.csv").exists()
     joined, _ = run_diff(grid, searched, tmp_path, capsys)
     assert len(joined) == 2 and (joined["diff"] == 0).all()
-    assert len(diff.runs_of(searched)) == len(SEEDS) * 2
+    assert len(results_diff.runs_of(searched)) == len(SEEDS) * 2
 
 
 def test_a_folder_without_any_summary_is_one_paragraph(tmp_path, capsys):

@@ -53,7 +53,7 @@ def test_training_on_a_full_disk(tmp_path, full_disk):
 def test_figures_on_a_full_disk(tmp_path, full_disk):
     import pandas as pd
 
-    from hpstudy.compare import COMPARISON_COLUMNS
+    from hpstudy.report.comparison import COMPARISON_COLUMNS
 
     sweep = Sweep(tmp_path)
     sweep.study("wd", "weight_decay", [0.01, 1.0])

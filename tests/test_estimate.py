@@ -11,7 +11,7 @@ import yaml
 from conftest import copy_repo, snakemake
 
 from hpstudy.cli import main as cli_main
-from hpstudy.config import validate_config
+from hpstudy.core.config import validate_config
 from hpstudy.sweep import estimate
 from hpstudy.sweep.run_times import Timings, timing_key
 
@@ -56,8 +56,8 @@ def test_finished_runs_cost_nothing_more_and_halving_prices_each_rung(tmp_path):
     search = {"h": {"space": {"lr": {"low": 0.001, "high": 0.1}}, "rounds": 2,
                     "trials_per_round": 4, "halving": {"min_epochs": 1, "eta": 2}}}  # fmt: skip
     config = config_for(tmp_path, search=search)
-    from hpstudy.layout import Layout
-    from hpstudy.plan import build_plan
+    from hpstudy.core.paths import Layout
+    from hpstudy.sweep.plan import build_plan
 
     layout, plan = Layout.from_config(config), build_plan(config)
     done = layout.run_file(next(iter(plan.runs)), "summary.json")
@@ -150,8 +150,8 @@ def test_sequential_seeds_are_priced_at_their_worst_case(tmp_path):
 
 
 def test_rounds_and_final_runs_already_proposed_are_priced_from_their_runs(tmp_path):
-    from hpstudy import added
-    from hpstudy.layout import Layout
+    from hpstudy.core.paths import Layout
+    from hpstudy.sweep import added_runs
 
     search = {"s": {"space": {"lr": {"low": 0.001, "high": 0.1}}, "rounds": 2,
                     "trials_per_round": 2}}  # fmt: skip
@@ -159,11 +159,13 @@ def test_rounds_and_final_runs_already_proposed_are_priced_from_their_runs(tmp_p
     layout = Layout.from_config(config)
     trials = [{"study": "s", "settings": {**config["train"], "lr": lr}, "seed": 0}
               for lr in (0.05, 0.02)]  # fmt: skip
-    added.write(layout.proposals("s", 0), "search", trials)
-    [(_, first)] = added.read(layout.proposals("s", 0), "digits-48-val0.2", config["dataset"])[:1]
+    added_runs.write(layout.proposals("s", 0), "search", trials)
+    [(_, first)] = added_runs.read(layout.proposals("s", 0), "digits-48-val0.2", config["dataset"])[
+        :1
+    ]
     (tmp_path / layout.run_file(first.run_id, "summary.json")).parent.mkdir(parents=True)
     (tmp_path / layout.run_file(first.run_id, "summary.json")).write_text("{}")
-    added.write(layout.selection_file("final-runs.json"), "final", trials[:1])
+    added_runs.write(layout.selection_file("final-runs.json"), "final", trials[:1])
     found = estimate.estimate(config, jobs=1, timings=measured())
     # 6 grid runs, 2 + 2 trials, 1 final run (the first trial's run again: finished)
     assert found.runs == 11 and found.finished == 2

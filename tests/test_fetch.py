@@ -21,11 +21,11 @@ import pytest
 from zipfactory import add_symlink, layout_dataset, solid_dataset, write_folder, write_zip
 
 from hpstudy.cli import main as cli_main
+from hpstudy.core.errors import HpstudyError
 from hpstudy.data.content import DigestCache, zip_content_digest
-from hpstudy.errors import HpstudyError
-from hpstudy.fetch import folder_digest, pack_folder, write_digits_zip
-from hpstudy.preprocess import preprocess_archive
-from hpstudy.zipcheck import safe_members, verify_zip
+from hpstudy.data.fetch import folder_digest, pack_folder, write_digits_zip
+from hpstudy.data.preprocess import preprocess_archive
+from hpstudy.data.zip_checks import safe_members, verify_zip
 
 USER, KEY, TOKEN = "tester", "KEY-s3cr3t-7f3a9c", "TOKEN-s3cr3t-b51e08"
 DATASET = "puneet6060/intel-image-classification"
@@ -234,7 +234,7 @@ def test_kaggle_download_cut_once_is_resumed(tmp_path, kaggle_server):
 
 
 def test_importing_fetch_does_not_import_kaggle():
-    code = "import sys, hpstudy.fetch, hpstudy.cli; print('kaggle' in sys.modules)"
+    code = "import sys, hpstudy.data.fetch, hpstudy.cli; print('kaggle' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False"
 

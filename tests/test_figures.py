@@ -8,9 +8,11 @@ import pytest
 from runfactory import Sweep, approach
 from scipy import stats as scipy_stats
 
-from hpstudy import formatting, targets
+from hpstudy import rule_targets
 from hpstudy.cli import main as cli_main
-from hpstudy.errors import HpstudyError
+from hpstudy.core import formatting
+from hpstudy.core.errors import HpstudyError
+from hpstudy.report import figure_registry
 from hpstudy.report import study_figures as figures
 
 
@@ -144,14 +146,14 @@ def test_a_categorical_axis_gets_points_never_a_connecting_line(tables):
 
 def test_cost_and_time_figures_for_kernel_width(tables):
     _, summary = tables
-    assert targets.figure_kinds(["kernel_width"], False) == [
+    assert rule_targets.figure_kinds(["kernel_width"], False) == [
         "curves",
         "accuracy",
         "confusion",
         "epoch_time",
         "cost",
     ]
-    assert targets.figure_kinds(["lr"], True) == ["curves", "accuracy", "confusion", "post"]
+    assert rule_targets.figure_kinds(["lr"], True) == ["curves", "accuracy", "confusion", "post"]
     fig = figures.cost_figure(summary, "kernel_width")
     params_ax, memory_ax = fig.axes
     fc_bars, conv_bars = params_ax.containers
@@ -174,7 +176,7 @@ def test_unknown_study_is_a_clear_error(tables):
 def test_cli_writes_png_and_svg_from_the_tables_folder(sweep, tmp_path):
     import pandas as pd
 
-    from hpstudy.compare import COMPARISON_COLUMNS
+    from hpstudy.report.comparison import COMPARISON_COLUMNS
 
     pd.DataFrame(columns=COMPARISON_COLUMNS).to_csv(sweep.out / "comparison.csv", index=False)
     out = tmp_path / "fig" / "curves.png"
@@ -193,7 +195,7 @@ def test_a_grid_gets_a_heatmap_whose_cells_are_the_tables_means(tmp_path):
     sweep.study("three", ("lr", "batch_size", "optimizer"),
                 [(1e-3, 32, "sgd"), (1e-3, 32, "adamw"), (3e-3, 64, "sgd")], epochs=3)  # fmt: skip
     summary, seeds = sweep.tables("summary.csv", "seed_summary.csv")
-    assert targets.figure_kinds(["lr", "batch_size"], False)[3] == "heatmap"
+    assert rule_targets.figure_kinds(["lr", "batch_size"], False)[3] == "heatmap"
     fig = figures.heatmap_figure(summary, "lr_x_bs")
     ax = fig.axes[0]
     cells = ax.images[0].get_array()
@@ -209,12 +211,14 @@ def test_a_grid_gets_a_heatmap_whose_cells_are_the_tables_means(tmp_path):
     assert [t.get_text() for t in ax.get_yticklabels()] == ["1e-04", "0.001"]
     assert ax.get_xlabel() == "batch size (images)" and ax.get_ylabel() == "learning rate"
     # three settings: one heatmap per pair, the third averaged over
-    assert targets.heatmap_kinds(["lr", "batch_size", "optimizer"]) == [
+    assert figure_registry.heatmap_kinds(["lr", "batch_size", "optimizer"]) == [
         "heatmap-lr-batch_size",
         "heatmap-lr-optimizer",
         "heatmap-batch_size-optimizer",
     ]
-    pair = figures.heatmap_figure(summary, "three", targets.heatmap_pair("heatmap-lr-batch_size"))
+    pair = figures.heatmap_figure(
+        summary, "three", figure_registry.heatmap_pair("heatmap-lr-batch_size")
+    )
     cells = np.ma.filled(pair.axes[0].images[0].get_array().astype(float), np.nan)
     assert cells.shape == (2, 2) and np.isnan(cells[0, 1]) and np.isnan(cells[1, 0])
     assert (
@@ -242,8 +246,8 @@ def test_runs_with_a_validation_split_show_validation_not_the_test_sets_best_epo
 def test_every_figure_kind_has_a_builder_a_caption_and_a_line_in_the_docs():
     from conftest import REPO
 
-    from hpstudy import figures as dispatch
     from hpstudy.report import figure_registry as registry
+    from hpstudy.report import figures as dispatch
 
     for kind in registry.KINDS:
         assert callable(dispatch.builder(kind)), kind.name
@@ -263,12 +267,12 @@ def test_the_rules_wildcards_come_from_the_registry():
 
     from hpstudy.report import figure_registry as registry
 
-    pattern = re.compile(f"(?:{targets.KIND_PATTERN})")
-    for kind in [*targets.FIGURE_KINDS, "heatmap-lr-batch_size"]:
+    pattern = re.compile(f"(?:{rule_targets.KIND_PATTERN})")
+    for kind in [*rule_targets.FIGURE_KINDS, "heatmap-lr-batch_size"]:
         assert pattern.fullmatch(kind)
     assert not pattern.fullmatch("history") and not pattern.fullmatch("nope")
     assert registry.lookup("heatmap-lr-batch_size").name == "heatmap"
-    assert set(targets.SEARCH_FIGURES) == {
+    assert set(rule_targets.SEARCH_FIGURES) == {
         "history",
         "parallel_coordinates",
         "importance",
@@ -277,7 +281,7 @@ def test_the_rules_wildcards_come_from_the_registry():
 
 
 def test_an_unknown_kind_is_a_clear_error(sweep):
-    from hpstudy import figures as dispatch
+    from hpstudy.report import figures as dispatch
 
     with pytest.raises(HpstudyError, match="No figure kind 'nope'"):
         dispatch.build_figure("nope", sweep.out, "learning_rate")

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from runfactory import Sweep, approach
 
-from hpstudy import findings, run_files
 from hpstudy.cli import main as cli_main
-from hpstudy.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, NO_DIFFERENCE
+from hpstudy.core import run_record
+from hpstudy.core.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, NO_DIFFERENCE
+from hpstudy.report import findings
 
 LRS = (1e-7, 1e-4, 1e-2)
 HEALTHY = {
@@ -199,9 +200,9 @@ def test_an_exploding_run_is_diverged_counted_at_chance_and_unstable(tmp_path):
         {"epoch": e, "train_loss": loss, "test_acc": acc}
         for e, loss, acc in ((1, 4.1e6, 0.17), (2, 2e13, 0.166))
     ]
-    assert run_files.divergence(rows, 6).startswith("exploded")
-    assert run_files.divergence([{**rows[0], "train_loss": 1.2, "test_acc": 0.7}], 6) is None
-    assert "non-finite" in run_files.divergence([{**rows[0], "train_loss": float("nan")}], 6)
+    assert run_record.divergence(rows, 6).startswith("exploded")
+    assert run_record.divergence([{**rows[0], "train_loss": 1.2, "test_acc": 0.7}], 6) is None
+    assert "non-finite" in run_record.divergence([{**rows[0], "train_loss": float("nan")}], 6)
     per_value = {1e-2: {"diverged": True, "test_acc": [0.5, 0.6, 0.61, 0.62, 0.63, 0.64]}}
     sweep = lr_study(tmp_path, per_value)
     summary, _ = sweep.tables()

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hpstudy import identity
-from hpstudy.config import load_config
-from hpstudy.plan import build_plan
+from hpstudy.core.config import load_config
+from hpstudy.sweep.plan import build_plan
+from hpstudy.training import identity
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "data" / "run_identities.json"
@@ -47,14 +47,14 @@ def test_a_moved_digested_module_keeps_the_digest_and_a_missing_one_is_refused(t
     # move the loop into a stage folder and rename the module of disk paths it imports
     (package / "stage").mkdir()
     loop = (package / identity.DIGESTED_AT["loop.py"]).read_text()
-    assert "from hpstudy.layout import cache_root" in loop
-    moved = loop.replace("from hpstudy.layout import", "from hpstudy.where import")
+    assert "from hpstudy.core.paths import cache_root" in loop
+    moved = loop.replace("from hpstudy.core.paths import", "from hpstudy.where import")
     (package / "stage" / "loop.py").write_text(moved)
     (package / identity.DIGESTED_AT["loop.py"]).unlink()
     saved = dict(identity.DIGESTED_AT), dict(identity.HISTORIC_NAMES)
     try:
         identity.DIGESTED_AT["loop.py"] = "stage/loop.py"
-        identity.HISTORIC_NAMES.update({"hpstudy.where": "hpstudy.layout"})
+        identity.HISTORIC_NAMES["hpstudy.where"] = identity.historic_name("hpstudy.core.paths")
         assert (identity.code_digest("custom", package),
                 identity.code_digest("resnet18", package)) == before  # fmt: skip
         identity.module_digest.cache_clear()

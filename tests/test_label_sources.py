@@ -15,15 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 from zipfactory import class_colour, image_bytes, layout_dataset, solid, write_folder
 
+from hpstudy.core.errors import HpstudyError
 from hpstudy.data import fetch_sources
 from hpstudy.data.command_options import fetch_options, preprocess_options
+from hpstudy.data.fetch import pack_folder
 from hpstudy.data.label_files import LABELS_PREFIX, MemberIndex, read_label_rows
+from hpstudy.data.preprocess import preprocess_archive
 from hpstudy.data.sources import SourceOptions
 from hpstudy.data.variant import data_variant, labels_digest
-from hpstudy.errors import HpstudyError
-from hpstudy.fetch import pack_folder
-from hpstudy.preprocess import preprocess_archive
-from hpstudy.restore import check_raw_data
+from hpstudy.sweep.restore import check_raw_data
 
 CLASSES = ("ants", "bees")
 
@@ -229,7 +229,7 @@ def test_parquet_shards_split_by_name_with_class_names_from_the_features(tmp_pat
     assert "not a decodable image" in skipped["data/train-00001-of-00002.parquet#6"]
     x = np.load(tmp_path / "out" / "train_x.npy")
     first = np.zeros((16, 16, 3), np.uint8)
-    from hpstudy.images import decode_image_into
+    from hpstudy.data.decode import decode_image_into
 
     decode_image_into(rows[0][0], first, 16)
     assert x.shape == (12, 16, 16, 3) and np.array_equal(x[0], first)
@@ -303,4 +303,4 @@ def test_fetch_parser_keeps_the_old_sources_and_adds_parquet():
     assert isinstance(parser, argparse.ArgumentParser)
     args = parser.parse_args(["--source", "parquet", "--out", "x.zip", "--path", "p"])
     assert args.source == "parquet" and args.labels is None
-    assert pack_folder  # the folder sources still pack through hpstudy.fetch
+    assert pack_folder  # the folder sources still pack through hpstudy.data.fetch

@@ -21,12 +21,12 @@ from zipfactory import (
     write_zip,
 )
 
-from hpstudy.audit import main as audit_main
-from hpstudy.errors import HpstudyError
-from hpstudy.fetch import pack_folder
-from hpstudy.findings import audit_section
-from hpstudy.layouts import assign_splits, carve, carve_count, find_members
-from hpstudy.preprocess import preprocess_archive
+from hpstudy.core.errors import HpstudyError
+from hpstudy.data.archive_layouts import assign_splits, carve, carve_count, find_members
+from hpstudy.data.audit import main as audit_main
+from hpstudy.data.fetch import pack_folder
+from hpstudy.data.preprocess import preprocess_archive
+from hpstudy.report.findings import audit_section
 
 THREE = list(CLASSES[:3])
 

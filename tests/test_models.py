@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hpstudy import weights
-from hpstudy.errors import HpstudyError
-from hpstudy.identity import canonical_settings
-from hpstudy.models import build_model, minimum_image_size, parameter_counts
-from hpstudy.models.custom_layout import flatten_size
+from hpstudy.core.errors import HpstudyError
+from hpstudy.training import weights
+from hpstudy.training.identity import canonical_settings
+from hpstudy.training.models import build_model, minimum_image_size, parameter_counts
+from hpstudy.training.models.custom_shapes import flatten_size
 
 
 def custom(kernel_width, num_classes=6, image_size=150):
@@ -155,9 +155,9 @@ def test_weights_of_another_model_are_refused_naming_the_mismatch(tmp_path):
 def test_a_torchvision_model_trains_an_epoch_on_the_digits(tmp_path):
     from trainfactory import run_spec
 
-    from hpstudy.fetch import write_digits_zip
-    from hpstudy.preprocess import preprocess_archive
-    from hpstudy.train import train
+    from hpstudy.data.fetch import write_digits_zip
+    from hpstudy.data.preprocess import preprocess_archive
+    from hpstudy.training.job import train
 
     write_digits_zip(tmp_path / "digits.zip")
     data = tmp_path / "digits-32"
@@ -173,8 +173,8 @@ def test_a_torchvision_model_trains_an_epoch_on_the_digits(tmp_path):
 
 
 def test_unknown_models_and_image_sizes_a_model_cannot_take_are_refused_before_any_job():
-    from hpstudy.config import validate_config
-    from hpstudy.plan import build_plan
+    from hpstudy.core.config import validate_config
+    from hpstudy.sweep.plan import build_plan
 
     def plan(model, size=48):
         return build_plan(validate_config({

@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hpstudy.identity import canonical_settings, run_identity, run_name, trajectory_identity
-from hpstudy.optim import build_optimizer, epoch_lr
+from hpstudy.training.identity import (
+    canonical_settings,
+    run_identity,
+    run_name,
+    trajectory_identity,
+)
+from hpstudy.training.optim import build_optimizer, epoch_lr
 
 
 def rates(epochs=10, **settings):

@@ -8,10 +8,10 @@ import copy
 import pytest
 from conftest import REPO
 
-from hpstudy import identity
-from hpstudy.config import load_config, validate_config
-from hpstudy.errors import HpstudyError
-from hpstudy.plan import build_plan
+from hpstudy.core.config import load_config, validate_config
+from hpstudy.core.errors import HpstudyError
+from hpstudy.sweep.plan import build_plan
+from hpstudy.training import identity
 
 
 @pytest.fixture

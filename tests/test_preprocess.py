@@ -29,9 +29,9 @@ from zipfactory import (
 )
 
 from hpstudy.cli import main as cli_main
-from hpstudy.errors import HpstudyError
-from hpstudy.fingerprint import INDEX_COLUMNS, fingerprint
-from hpstudy.preprocess import preprocess_archive
+from hpstudy.core.errors import HpstudyError
+from hpstudy.data.fingerprint import INDEX_COLUMNS, fingerprint
+from hpstudy.data.preprocess import preprocess_archive
 
 CLASSES = ["buildings", "forest", "glacier"]
 JPEG_TOLERANCE = 3  # solid colours survive JPEG almost exactly

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from conftest import copy_repo, snakemake
 
-from hpstudy.layout import RUN_OUTPUTS
+from hpstudy.core.paths import RUN_OUTPUTS
 
 TINY = {
     "dataset": {"source": "digits", "name": "digits", "image_size": 40},

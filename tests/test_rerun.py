@@ -18,7 +18,7 @@ from conftest import REPO, copy_repo, snakemake
 from test_workflow import nothing_to_do, planned_runs
 from zipfactory import image_bytes, photo_like, write_folder
 
-from hpstudy.fetch import pack_folder
+from hpstudy.data.fetch import pack_folder
 
 BEFORE_THIS_ROUND = "f4d06e1"  # main before issue 17 (quoted shell lines, content digests)
 RUNS = ("mine-40/bs-16_ep-1/seed-0", "mine-40/lr-0.001_bs-16_ep-1/seed-0")  # the tiny sweep

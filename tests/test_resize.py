@@ -11,8 +11,8 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.transforms import v2
 
+from hpstudy.data.decode import decode_image_into
 from hpstudy.data.resize import crop_shape, image_decoder, pad_shape
-from hpstudy.images import decode_image_into
 
 SIZE = 16
 

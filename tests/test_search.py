@@ -16,11 +16,13 @@ import yaml
 from conftest import copy_repo, snakemake
 
 from hpstudy import cli as hpstudy_cli
-from hpstudy import exploration, plan, search
-from hpstudy.config import validate_config
-from hpstudy.errors import HpstudyError
+from hpstudy.core.config import validate_config
+from hpstudy.core.errors import HpstudyError
+from hpstudy.report import exploration
 from hpstudy.report import trial_figures as figures
-from hpstudy.tables import read_table
+from hpstudy.report.tables import read_table
+from hpstudy.sweep import plan
+from hpstudy.tuning import search, search_rounds, search_space, search_spec
 
 DATA = {"source": "digits", "name": "digits", "image_size": 40, "val_fraction": 0.2}
 SPACE = {
@@ -55,8 +57,8 @@ def run_search(config, rounds=None, summaries=summary_of) -> list[dict]:
     spec = config["search"]["s"]
     results = []
     for r in range(rounds or spec["rounds"]):
-        proposals = json.loads(json.dumps(search.propose(config, "s", r, results)))
-        told = search.tell(spec, proposals, [summaries(e) for e in proposals["runs"]])
+        proposals = json.loads(json.dumps(search_rounds.propose(config, "s", r, results)))
+        told = search_rounds.tell(spec, proposals, [summaries(e) for e in proposals["runs"]])
         results.append(json.loads(json.dumps(told)))
     return results
 
@@ -65,14 +67,14 @@ def written_round_zero(tmp_path, config) -> tuple[Path, list[str]]:
     """Round 0 told as the DAG tells it, with its trials' summaries in the runs folder; returns
     the results file and the arguments proposing round 1 from it."""
     spec = config["search"]["s"]
-    proposals = json.loads(json.dumps(search.propose(config, "s", 0, [])))
+    proposals = json.loads(json.dumps(search_rounds.propose(config, "s", 0, [])))
     summaries = [summary_of(e) for e in proposals["runs"]]
     for summary in summaries:
         path = tmp_path / config["paths"]["runs"] / summary["run_id"] / "summary.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(summary))
     results = tmp_path / "round-0.json"
-    results.write_text(json.dumps(search.tell(spec, proposals, summaries)))
+    results.write_text(json.dumps(search_rounds.tell(spec, proposals, summaries)))
     argv = ["search", "propose", "--config", json.dumps(config), "--search", "s", "--round", "1"]
     return results, [*argv, "--results", str(results), "--out", str(tmp_path / "round-1.json")]
 
@@ -129,16 +131,16 @@ def test_a_round_is_rebuilt_from_the_files_of_the_rounds_before_it():
     config = config_with({"rounds": 3, "trials_per_round": 2})
     results = run_search(config)
     # round 2 proposed again from the files of rounds 0 and 1 alone gives the same trials
-    again = search.propose(config, "s", 2, results[:2])
+    again = search_rounds.propose(config, "s", 2, results[:2])
     assert [r["params"] for r in again["runs"]] == [t["params"] for t in results[2]["trials"]]
     # TPE: the study it rebuilds holds every earlier trial with its value, in order
-    study = search.rebuild(config["search"]["s"], results[:2])
+    study = search_space.rebuild(config["search"]["s"], results[:2])
     assert [t.number for t in study.trials] == [0, 1, 2, 3]
     assert [t.value for t in study.trials] == [t["value"] for r in results[:2] for t in r["trials"]]
-    sampler = search.make_sampler(config["search"]["s"], 1)
+    sampler = search_space.make_sampler(config["search"]["s"], 1)
     assert isinstance(sampler, optuna.samplers.TPESampler)
     with pytest.raises(HpstudyError, match="needs the results of rounds 0..1"):
-        search.propose(config, "s", 2, results[:1])
+        search_rounds.propose(config, "s", 2, results[:1])
 
 
 def test_tpe_moves_towards_the_better_region_after_the_random_start():
@@ -152,15 +154,15 @@ def test_tpe_moves_towards_the_better_region_after_the_random_start():
 def test_a_diverged_trial_counts_at_chance_for_accuracy_and_fails_for_loss():
     config = config_with({"rounds": 1, "trials_per_round": 2})
     spec = config["search"]["s"]
-    proposals = search.propose(config, "s", 0, [])
-    told = search.tell(spec, proposals, [summary_of(proposals["runs"][0], diverged=True),
+    proposals = search_rounds.propose(config, "s", 0, [])
+    told = search_rounds.tell(spec, proposals, [summary_of(proposals["runs"][0], diverged=True),
                                          summary_of(proposals["runs"][1])])  # fmt: skip
     assert told["trials"][0]["state"] == "diverged" and told["trials"][0]["value"] == 0.1
     loss = {**spec, "metric": "val_loss"}
-    told = search.tell(loss, proposals, [summary_of(proposals["runs"][0], diverged=True),
+    told = search_rounds.tell(loss, proposals, [summary_of(proposals["runs"][0], diverged=True),
                                          summary_of(proposals["runs"][1])])  # fmt: skip
     assert told["trials"][0]["state"] == "failed" and told["trials"][0]["value"] is None
-    study = search.rebuild(loss, [told])
+    study = search_space.rebuild(loss, [told])
     assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
 
 
@@ -175,16 +177,16 @@ def test_halving_keeps_the_best_third_and_extends_them():
     winner = max(results[1]["trials"], key=lambda t: t["value"])
     assert results[2]["trials"][0]["trial"] == winner["trial"]
     # survivors keep their parameters, and their runs keep the resume checkpoint
-    proposals = search.propose(config, "s", 1, results[:1])
+    proposals = search_rounds.propose(config, "s", 1, results[:1])
     assert all(r["settings"]["keep_checkpoint"] for r in proposals["runs"])
     assert all(r["settings"]["epochs"] == 3 for r in proposals["runs"])
     spec = config["search"]["s"]
-    assert "rung 0: 9 trial(s) to 1 epochs" in search.epoch_budget(spec, 10)
-    assert "(21 epochs in all" in search.epoch_budget(spec, 10)
+    assert "rung 0: 9 trial(s) to 1 epochs" in search_spec.epoch_budget(spec, 10)
+    assert "(21 epochs in all" in search_spec.epoch_budget(spec, 10)
     table = search.trials_table(spec, results)
     assert table["survived"].tolist()[:9].count(True) == 3 and table["survived"].iloc[-1] is None
     # the journal tells each trial once, at its last rung, with the earlier rungs' values
-    study = search.rebuild(spec, results)
+    study = search_space.rebuild(spec, results)
     assert len(study.trials) == 9
     top = study.trials[winner["trial"]]
     assert sorted(top.intermediate_values) == [1, 3, 9]
@@ -246,8 +248,8 @@ def test_a_search_without_a_validation_split_is_refused_unless_on_test():
                          "search": spec})  # fmt: skip
     ok = validate_config({"dataset": no_val, "studies": {"a": {"param": "lr", "values": [1]}},
                           "search": {"s": {"space": SPACE, "on_test": True}}})  # fmt: skip
-    assert search.note(ok["search"]["s"]) == search.ON_TEST
-    assert search.metric_of(ok["search"]["s"]) == "test_acc"
+    assert search_spec.note(ok["search"]["s"]) == search_spec.ON_TEST
+    assert search_spec.metric_of(ok["search"]["s"]) == "test_acc"
     with pytest.raises(HpstudyError, match="a study has the same name"):
         validate_config({"dataset": DATA, "studies": {"s": {"param": "lr", "values": [1]}},
                          "search": spec})  # fmt: skip
@@ -362,7 +364,7 @@ def test_a_small_search_runs_through_snakemake_and_a_rerun_does_nothing(flow):
     trials = read_table(results / "search/small/trials.csv")
     assert trials["trial"].tolist() == [0, 1, 2, 3] and trials["round"].tolist() == [0, 0, 1, 1]
     assert (trials["state"] == "complete").all() and trials["value"].between(0, 1).all()
-    assert (trials["note"] == search.ON_VAL).all()
+    assert (trials["note"] == search_spec.ON_VAL).all()
     best = yaml.safe_load((results / "search/small/best.yaml").read_text())
     top = trials.loc[trials["value"].idxmax()]
     assert best["studies"]["small"]["winner"]["values"]["lr"] == pytest.approx(top["lr"])
@@ -381,7 +383,7 @@ def test_a_small_search_runs_through_snakemake_and_a_rerun_does_nothing(flow):
 
 
 def search_figures():
-    from hpstudy.targets import SEARCH_FIGURES
+    from hpstudy.rule_targets import SEARCH_FIGURES
 
     return SEARCH_FIGURES
 

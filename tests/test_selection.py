@@ -8,12 +8,14 @@ import pytest
 import yaml
 from runfactory import Sweep, approach, write_run
 
-from hpstudy import added, findings, selection
 from hpstudy.cli import main as cli_main
-from hpstudy.config import validate_config
-from hpstudy.errors import HpstudyError
-from hpstudy.plan import data_variant
-from hpstudy.tables import read_table
+from hpstudy.core.config import validate_config
+from hpstudy.core.errors import HpstudyError
+from hpstudy.report import findings
+from hpstudy.report.tables import read_table
+from hpstudy.sweep import added_runs
+from hpstudy.sweep.plan import data_variant
+from hpstudy.tuning import selection
 
 LRS = (0.1, 0.01, 0.001)
 DATA = {"name": "mine", "image_size": 48, "num_classes": 6, "val_count": 500}
@@ -127,7 +129,7 @@ def test_select_then_final_writes_the_added_runs_and_the_final_table(tmp_path, c
          "--added-out", str(added_file), "--out", str(best_path)]
     ) == 0  # fmt: skip
     assert "lr: lr=0.01 (selected on the validation split)" in capsys.readouterr().out
-    pairs = added.read(added_file, data_variant({"name": "mine", "image_size": 48}), {
+    pairs = added_runs.read(added_file, data_variant({"name": "mine", "image_size": 48}), {
         "name": "mine", "image_size": 48, "source": "folder", "val_fraction": 0.2})  # fmt: skip
     assert [(study, run.seed) for study, run in pairs] == [("lr", 7), ("lr", 8)]
     run = pairs[0][1]
@@ -159,7 +161,7 @@ def test_final_refuses_a_summary_count_that_does_not_match(tmp_path):
     best = tmp_path / "best.yaml"
     best.write_text(yaml.safe_dump({"studies": {}}))
     runs = tmp_path / "final.json"
-    added.write(runs, "final", [{"study": "lr", "settings": {}, "seed": 0}])
+    added_runs.write(runs, "final", [{"study": "lr", "settings": {}, "seed": 0}])
     with pytest.raises(HpstudyError, match="names 1 final runs but 0 summaries"):
         selection.final_main(
             ["--best", str(best), "--added", str(runs), "--summaries", "--out", "x.csv"]

@@ -27,10 +27,10 @@ import pytest
 import yaml
 from conftest import REPO, copy_repo, shrunk_demo_config
 
-from hpstudy import run_files
-from hpstudy.config import validate_config
-from hpstudy.layout import Layout
-from hpstudy.plan import build_plan, run_spec
+from hpstudy.core import run_record
+from hpstudy.core.config import validate_config
+from hpstudy.core.paths import Layout
+from hpstudy.sweep.plan import build_plan, run_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -39,7 +39,7 @@ STATE_DIR = Path(os.environ.get("HPSTUDY_SLURM_DIR", "/tmp/hpstudy-slurm"))
 TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol")
 # start_cluster.sh exit codes meaning "SLURM cannot run on this machine" (not a failure).
 CANNOT_RUN = {2: "not root", 3: "SLURM/munge not installed", 5: "machine has its own SLURM"}
-TIMING_COLUMNS = set(run_files.TIMING_COLUMNS)  # fmt: skip
+TIMING_COLUMNS = set(run_record.TIMING_COLUMNS)  # fmt: skip
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 RUN_TIMEOUT_S = 1200
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from hpstudy import stats
+from hpstudy.core import stats
 
 
 def test_welch_matches_scipy():

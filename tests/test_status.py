@@ -11,13 +11,12 @@ import time
 
 import pytest
 
-from hpstudy import added
 from hpstudy.cli import main as cli_main
-from hpstudy.config import validate_config
-from hpstudy.layout import Layout
-from hpstudy.plan import build_plan
-from hpstudy.runlock import run_lock
-from hpstudy.sweep import status
+from hpstudy.core.config import validate_config
+from hpstudy.core.paths import Layout
+from hpstudy.sweep import added_runs, status
+from hpstudy.sweep.plan import build_plan
+from hpstudy.training.run_lock import run_lock
 
 LRS = [0.1, 0.01, 0.001, 0.0001]
 
@@ -76,7 +75,7 @@ def write_log(layout: Layout, run, text: str) -> None:
 
 
 def search_round(config, layout: Layout, round_: int, lrs) -> None:
-    added.write(layout.proposals("s", round_), "search",
+    added_runs.write(layout.proposals("s", round_), "search",
                 [{"study": "s", "settings": {**config["train"], "lr": lr}, "seed": 0}
                  for lr in lrs])  # fmt: skip
 
@@ -95,7 +94,7 @@ def half_way(tmp_path):
     write_log(layout, runs[3], "2026-01-01 10:00:00 INFO start\nhpstudy: error: The data is"
               " gone.\nFetch it again.\n")  # fmt: skip
     search_round(config, layout, 0, [0.05, 0.02])
-    search_ids = [r.run_id for _, r in added.read(layout.proposals("s", 0), plan.variant,
+    search_ids = [r.run_id for _, r in added_runs.read(layout.proposals("s", 0), plan.variant,
                                                   config["dataset"])]  # fmt: skip
     epochs_done(layout, plan.runs.get(search_ids[0]) or _run(config, search_ids[0]),
                 [2.0], age_s=3600)  # fmt: skip
@@ -107,7 +106,7 @@ def half_way(tmp_path):
 
 def _run(config, run_id):
     layout, plan = Layout.from_config(config), build_plan(config)
-    pairs = added.read(layout.proposals("s", 0), plan.variant, config["dataset"])
+    pairs = added_runs.read(layout.proposals("s", 0), plan.variant, config["dataset"])
     return next(r for _, r in pairs if r.run_id == run_id)
 
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 from trainfactory import read_metrics, run_spec, write_dataset
 
-from hpstudy.batches import BatchOptions, DeviceSplit, train_batches
 from hpstudy.core import chunk_digests as cd
-from hpstudy.dataset import load_manifest, load_split
-from hpstudy.errors import HpstudyError
-from hpstudy.run_files import TIMING_COLUMNS
-from hpstudy.train import train
+from hpstudy.core.errors import HpstudyError
+from hpstudy.core.run_record import TIMING_COLUMNS
+from hpstudy.training.arrays import load_manifest, load_split
+from hpstudy.training.batches import BatchOptions, DeviceSplit, train_batches
+from hpstudy.training.job import train
 from hpstudy.training.memory_budget import memory_budget, streamed_units
 from hpstudy.training.splits import load_splits
 

@@ -1,4 +1,7 @@
-"""The package's shape: floors that import only downwards, and a training job that does not
+"""The package's shape: one folder per pipeline stage over a shared core, imports that run
+one way (core <- data, training <- sweep <- report <- tuning <- the command line), data and
+training that never import each other (the manifest is their contract), stage ``__init__``
+files that import nothing, modules of one screenful of jobs, and a training job that does not
 pay for what only the sweep and the report need."""
 
 from __future__ import annotations
@@ -10,11 +13,20 @@ import sys
 from conftest import REPO
 
 PACKAGE = REPO / "workflow" / "hpstudy"
+# each stage's floor: a module may import its own stage and the stages on lower floors only
+FLOORS = {"core": 0, "data": 1, "training": 1, "sweep": 2, "report": 3, "tuning": 4, "": 5}
+MAX_LINES = 460  # "no module over ~450 lines"
 
 
 def module_name(path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def stage_of(module: str) -> str:
+    """``hpstudy.data.fetch`` -> ``data``; top-level modules (the command line) -> ``""``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in FLOORS) else ""
 
 
 def imports() -> dict[str, set[str]]:
@@ -58,19 +70,63 @@ def test_no_import_cycle_in_the_package():
     assert cycles == []
 
 
+def test_every_module_sits_in_a_stage_folder_and_imports_only_downwards():
+    graph = imports()
+    top = sorted(m for m in graph if stage_of(m) == "" and m != "hpstudy")
+    assert top == ["hpstudy.__main__", "hpstudy.cli", "hpstudy.rule_targets"]
+    wrong = []
+    for module, deps in graph.items():
+        here = stage_of(module)
+        for dep in deps:
+            there = stage_of(dep)
+            if dep == "hpstudy" or there == here:
+                continue
+            if FLOORS[there] >= FLOORS[here]:
+                wrong.append(f"{module} ({here or 'top'}) imports {dep} ({there or 'top'})")
+    assert wrong == []
+
+
+def test_core_imports_no_stage_and_data_and_training_never_each_other():
+    graph = imports()
+    for module, deps in graph.items():
+        stages = {stage_of(d) for d in deps}
+        if stage_of(module) == "core":
+            assert stages <= {"core"}, f"{module} imports {deps}"
+        if stage_of(module) in ("data", "training"):
+            other = "training" if stage_of(module) == "data" else "data"
+            assert other not in stages, f"{module} imports {deps}"
+
+
+def test_stage_init_files_import_nothing():
+    for stage in (s for s in FLOORS if s):
+        tree = ast.parse((PACKAGE / stage / "__init__.py").read_text())
+        assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+
+
+def test_no_module_is_longer_than_a_few_screens():
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
 def test_the_reporting_modules_stand_side_by_side():
     graph = imports()
     readers = {
-        "hpstudy.findings", "hpstudy.compare", "hpstudy.report.study_figures",
-        "hpstudy.report.trial_figures",
-    }  # fmt: skip
+        "hpstudy.report.findings",
+        "hpstudy.report.comparison",
+        "hpstudy.report.figures",
+        "hpstudy.tuning.selection",
+    }
     for reader in readers:
         assert not graph[reader] & readers, f"{reader} imports {graph[reader] & readers}"
 
 
 def test_a_training_job_imports_neither_validation_nor_reporting_libraries():
     code = (
-        "import sys, hpstudy.train, hpstudy.cli\n"
+        "import sys, hpstudy.training.job, hpstudy.cli\n"
         "print(sorted(m for m in ('jsonschema', 'pandas', 'matplotlib', 'sklearn')"
         " if m in sys.modules))"
     )
@@ -89,9 +145,10 @@ def test_a_run_is_planned_and_trained_without_validation_or_workflow_libraries()
         "                                  'scipy', 'matplotlib'):\n"
         "            raise ImportError(name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import hpstudy.train\n"
-        "from hpstudy import identity, plan\n"
-        "from hpstudy.layout import Layout\n"
+        "import hpstudy.training.job\n"
+        "from hpstudy.training import identity\n"
+        "from hpstudy.sweep import plan\n"
+        "from hpstudy.core.paths import Layout\n"
         "settings = identity.canonical_settings({'batch_size': 10, 'device': 'cpu'})\n"
         "print(plan.run_spec(plan.make_run(settings, 1, 'v'), Layout())['run_id'])\n"
     )

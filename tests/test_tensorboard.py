@@ -9,9 +9,9 @@ from runfactory import write_run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from hpstudy import tensorboard_log
 from hpstudy.cli import main as cli_main
-from hpstudy.errors import HpstudyError
+from hpstudy.core.errors import HpstudyError
+from hpstudy.report import tensorboard_log
 
 
 def test_event_files_hold_every_epoch_and_the_hparams(tmp_path):

@@ -18,18 +18,18 @@ import pytest
 import torch
 from trainfactory import read_metrics, run_spec, write_dataset
 
-from hpstudy import checkpoint
 from hpstudy import cli as hpstudy_cli
-from hpstudy.atomic import temp_name
-from hpstudy.batches import BatchOptions, DeviceSplit, train_batches
-from hpstudy.dataset import load_split
-from hpstudy.errors import HpstudyError
-from hpstudy.loop import evaluate
-from hpstudy.models import build_model
-from hpstudy.optim import build_loss
-from hpstudy.run_files import METRIC_COLUMNS, TIMING_COLUMNS
-from hpstudy.runtime import Runtime
-from hpstudy.train import train, trajectory_key
+from hpstudy.core.atomic import temp_name
+from hpstudy.core.errors import HpstudyError
+from hpstudy.core.run_record import METRIC_COLUMNS, TIMING_COLUMNS
+from hpstudy.training import checkpoint
+from hpstudy.training.arrays import load_split
+from hpstudy.training.batches import BatchOptions, DeviceSplit, train_batches
+from hpstudy.training.job import train, trajectory_key
+from hpstudy.training.loop import evaluate
+from hpstudy.training.models import build_model
+from hpstudy.training.optim import build_loss
+from hpstudy.training.runtime import Runtime
 
 SUMMARY_KEYS = {
     "run_id", "final_test_acc", "best_test_acc", "best_epoch", "final_train_loss",
@@ -311,7 +311,7 @@ def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, tiny, cap
 def test_a_finishing_run_writes_params_json_again_before_its_summary(tmp_path, tiny, monkeypatch):
     # Snakemake deletes a refused second trainer's outputs while the first trains on: the
     # first must still leave params.json beside its summary
-    from hpstudy import train as train_module
+    from hpstudy.training import job as train_module
 
     epochs = train_module.run_epochs
 
@@ -428,7 +428,7 @@ def test_the_final_predictions_are_saved_and_a_run_resumed_at_its_end_saves_the_
 
 
 def test_early_stopping_counts_patience_on_the_validation_loss():
-    from hpstudy.loop import EarlyStopping
+    from hpstudy.training.loop import EarlyStopping
 
     model = torch.nn.Linear(1, 1)
     stopper = EarlyStopping(patience=2, min_delta=0.01)

@@ -248,12 +248,12 @@ def test_a_new_defaulted_setting_or_a_comment_retrains_nothing_and_model_code_on
         "      keep_checkpoint:\n",
         "      label_smoothing:\n        x-abbrev: ls\n        type: number\n        default: 0.0\n"
         "      keep_checkpoint:\n", 1))  # fmt: skip
-    loop = workdir / "workflow/hpstudy/loop.py"
+    loop = workdir / "workflow/hpstudy/training/loop.py"
     loop.write_text(
         loop.read_text().replace('"""The training loop', '"""The  training loop') + "# note\n"
     )
     assert nothing_to_do(snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config)))
-    custom = workdir / "workflow/hpstudy/models/custom.py"
+    custom = workdir / "workflow/hpstudy/training/models/custom.py"
     custom.write_text(custom.read_text() + "\nUNUSED = 1\n")
     plan = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config))
     retrained = planned_runs(plan)

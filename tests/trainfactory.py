@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hpstudy import identity, plan
-from hpstudy.layout import Layout
+from hpstudy.core.paths import Layout
+from hpstudy.sweep import plan
+from hpstudy.training import identity
 
 CLASSES = ["buildings", "forest", "glacier", "mountain", "sea", "street"]
 

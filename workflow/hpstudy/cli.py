@@ -1,7 +1,7 @@
 """The ``hpstudy`` command: one sub-command per pipeline step.
 
 Each step lives in its own module with a ``main(argv)``; this file only dispatches and turns a
-:class:`~hpstudy.errors.HpstudyError` into one clear paragraph on stderr and a nonzero exit.
+:class:`~hpstudy.core.errors.HpstudyError` into one clear paragraph on stderr and a nonzero exit.
 """
 
 from __future__ import annotations
@@ -9,26 +9,26 @@ from __future__ import annotations
 import importlib
 import sys
 
-from hpstudy.errors import HpstudyError, disk_full, is_disk_full
+from hpstudy.core.errors import HpstudyError, disk_full, is_disk_full
 
 # command name -> module providing main(argv), or "module:function" for another entry
 COMMANDS: dict[str, str] = {
     "sweep": "hpstudy.sweep.estimate:sweep_main",
-    "train": "hpstudy.train",
-    "fetch-weights": "hpstudy.weights",
+    "train": "hpstudy.training.job",
+    "fetch-weights": "hpstudy.training.weights",
     "fetch": "hpstudy.data.fetch_sources",
-    "preprocess": "hpstudy.preprocess",
-    "audit": "hpstudy.audit",
-    "aggregate": "hpstudy.aggregate",
-    "compare": "hpstudy.compare",
-    "figures": "hpstudy.figures",
-    "findings": "hpstudy.findings",
-    "tensorboard": "hpstudy.tensorboard_log",
-    "restore": "hpstudy.restore",
-    "select": "hpstudy.selection",
-    "final": "hpstudy.selection:final_main",
-    "search": "hpstudy.search",
-    "diff": "hpstudy.diff",
+    "preprocess": "hpstudy.data.preprocess",
+    "audit": "hpstudy.data.audit",
+    "aggregate": "hpstudy.report.aggregate",
+    "compare": "hpstudy.report.comparison",
+    "figures": "hpstudy.report.figures",
+    "findings": "hpstudy.report.findings",
+    "tensorboard": "hpstudy.report.tensorboard_log",
+    "restore": "hpstudy.sweep.restore",
+    "select": "hpstudy.tuning.selection",
+    "final": "hpstudy.tuning.selection:final_main",
+    "search": "hpstudy.tuning.search",
+    "diff": "hpstudy.report.results_diff",
     "status": "hpstudy.sweep.status",
     "cost": "hpstudy.report.cost",
     "budget": "hpstudy.report.budget",

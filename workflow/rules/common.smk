@@ -22,20 +22,20 @@ shell.prefix(
     "${{PYTHONPATH:+:$PYTHONPATH}}; "
 )
 
-from hpstudy import added
-from hpstudy import layout as paths
-from hpstudy.config import validate_config
-from hpstudy.errors import HpstudyError
-from hpstudy.failures import reprint_failures, said_at_exit
+from hpstudy.sweep import added_runs
+from hpstudy.core import paths
+from hpstudy.core.config import validate_config
+from hpstudy.core.errors import HpstudyError
+from hpstudy.core.failures import reprint_failures, said_at_exit
 from hpstudy.data.content import CACHE_FILE as CONTENT_CACHE
 from hpstudy.data.content import DigestCache
 from hpstudy.data.refetch import same_zip_after_fetch
-from hpstudy.fetch import folder_digest
+from hpstudy.data.fetch import folder_digest
 from hpstudy.data.command_options import fetch_options, preprocess_options
-from hpstudy.models.catalog import weights_info
-from hpstudy.plan import build_plan, write_membership, write_run_specs
-from hpstudy.search import search_config
-from hpstudy.targets import SEARCH_FIGURES, figure_targets
+from hpstudy.training.models.catalog import weights_info
+from hpstudy.sweep.plan import build_plan, write_membership, write_run_specs
+from hpstudy.tuning.search_spec import search_config
+from hpstudy.rule_targets import SEARCH_FIGURES, figure_targets
 
 CONFIG_SOURCE = " + ".join(
     map(str, workflow.overwrite_configfiles or ["config/config.yaml"])
@@ -238,7 +238,7 @@ def run_of(wildcards):
     return paths.run_id(wildcards.variant, wildcards.name, wildcards.seed)
 
 
-# Runs that checkpoints added after planning (final runs; hpstudy.added), by run id
+# Runs that checkpoints added after planning (final runs; hpstudy.sweep.added_runs), by run id
 ADDED = {}
 
 
@@ -246,7 +246,7 @@ ADDED = {}
 def register_added(path):
     """The runs of an added-runs file a checkpoint wrote: known from now on, with their
     settings files written; returned in the file's order."""
-    runs = [run for _, run in added.read(path, VARIANT, DATASET)]
+    runs = [run for _, run in added_runs.read(path, VARIANT, DATASET)]
     ADDED.update((run.run_id, run) for run in runs)
     if not workflow.remote_exec:
         write_run_specs(runs, LAYOUT)
@@ -259,7 +259,7 @@ def known_run(wildcards):
     (in a job's own process, e.g. on a cluster node, read from the added-runs files)."""
     rid = run_of(wildcards)
     if rid not in RUNS and rid not in ADDED:
-        ADDED.update(added.known(LAYOUT, VARIANT, DATASET))
+        ADDED.update(added_runs.known(LAYOUT, VARIANT, DATASET))
     if rid in RUNS:
         return RUNS[rid]
     if rid in ADDED:

@@ -2,7 +2,7 @@
 # rule, every study's figures and (optionally) TensorBoard event files. All logic is in the
 # package; a rule only wires paths. The tables depend on every run of this config, so a
 # changed run rebuilds them and nothing upstream.
-from hpstudy.targets import KIND_PATTERN, OVERVIEW_KINDS
+from hpstudy.rule_targets import KIND_PATTERN, OVERVIEW_KINDS
 
 TABLES = {
     name: LAYOUT.table(name)

@@ -1,4 +1,4 @@
-# Adaptive searches (config `search:`; hpstudy.search). Round r of a search is a checkpoint that
+# Adaptive searches (config `search:`; hpstudy.tuning.search). Round r of a search is a checkpoint that
 # writes its trials (a proposals file, also an added-runs file); the train rule trains them as
 # ordinary runs; `search_tell` collects their metric for the next round. A dry run therefore
 # shows jobs only up to the first round whose proposals are not written yet.

@@ -1,7 +1,7 @@
-# Selection and the final runs (config `selection:` and `final:`; hpstudy.selection). The
+# Selection and the final runs (config `selection:` and `final:`; hpstudy.tuning.selection). The
 # winner of each study is picked on validation numbers (best.yaml). With `final:`, selecting is
 # a checkpoint: it writes the settings of runs that did not exist when the DAG was built (an
-# added-runs file, hpstudy.added); reading that file registers them, and the train rule trains
+# added-runs file, hpstudy.sweep.added_runs); reading that file registers them, and the train rule trains
 # them as ordinary, cached, resumable runs, before final.csv tabulates their test accuracy.
 
 

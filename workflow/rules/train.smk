@@ -1,4 +1,4 @@
-# Training: one job per distinct run (of the sweep, or added by a checkpoint: common.smk). Its params are the run's identity (hpstudy.identity):
+# Training: one job per distinct run (of the sweep, or added by a checkpoint: common.smk). Its params are the run's identity (hpstudy.training.identity):
 # the settings that change its numbers, its seed, the digest of the code that computes them
 # and its pretrained weights. Snakemake retrains a run exactly when that identity changes; the
 # full settings travel in a file the job reads, so the shell line never changes.

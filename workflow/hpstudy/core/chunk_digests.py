@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hpstudy.atomic import atomic_write_bytes
-from hpstudy.errors import HpstudyError
+from hpstudy.core.atomic import atomic_write_bytes
+from hpstudy.core.errors import HpstudyError
 
 LOG = logging.getLogger("hpstudy.chunk_digests")
 MAGIC = b"hpstudy-chunks 1\n"

@@ -7,7 +7,7 @@ file (:data:`CACHE_FILE`, in the checkout's Snakemake folder), so a folder of im
 once and afterwards only listed; a touched file is hashed once more, then remembered again.
 A folder's *content digest* is the sha256 over its packed files' relative paths and sha256s; a
 zip's content digest is taken the same way over its entries, so a folder and the zip packed
-from it (:func:`hpstudy.fetch.pack_folder`) have the same content digest.
+from it (:func:`hpstudy.data.fetch.pack_folder`) have the same content digest.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from hpstudy.atomic import atomic_write_json
-from hpstudy.errors import HpstudyError
+from hpstudy.core.atomic import atomic_write_json
+from hpstudy.core.errors import HpstudyError
 
 CACHE_FILE = ".snakemake/hpstudy/content-digests.json"
 # A file modified this recently may change again within the same tick of its clock without

@@ -1,7 +1,7 @@
-"""``hpstudy fetch`` with the sources that came after :mod:`hpstudy.fetch`: Parquet shards
+"""``hpstudy fetch`` with the sources that came after :mod:`hpstudy.data.fetch`: Parquet shards
 (``--source parquet --path``), and a label file stored in the raw zip beside the images
 (``--labels``, with the sha256 the workflow planned with). Every other source is
-:func:`hpstudy.fetch.fetch` unchanged, so its zip and sidecar stay byte for byte the same."""
+:func:`hpstudy.data.fetch.fetch` unchanged, so its zip and sidecar stay byte for byte the same."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from hpstudy import fetch as base
+from hpstudy.data import fetch as base
 from hpstudy.data.label_files import add_label_file
 from hpstudy.data.parquet_source import pack_parquet
-from hpstudy.errors import HpstudyError
+from hpstudy.core.errors import HpstudyError
 
 SIDECAR_BASICS = ("name", "source", "size_bytes", "sha256", "members")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Command-line options of ``hpstudy fetch``: :func:`hpstudy.fetch.build_parser`'s, with
+    """Command-line options of ``hpstudy fetch``: :func:`hpstudy.data.fetch.build_parser`'s, with
     ``parquet`` among the sources, and the label file."""
     parser = base.build_parser()
     for action in parser._actions:

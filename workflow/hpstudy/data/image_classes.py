@@ -13,7 +13,7 @@ import zipfile
 
 import numpy as np
 
-from hpstudy.images import decode_image_into, strict_decoding
+from hpstudy.data.decode import decode_image_into, strict_decoding
 
 PROBE_SIZE = 8  # the probe decodes fully, then resizes to this (its pixels are thrown away)
 

@@ -23,11 +23,11 @@ import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from hpstudy.atomic import atomic_path
-from hpstudy.errors import HpstudyError
-from hpstudy.fetch import _fixed_info, sha256_file
-from hpstudy.layouts import KAGGLE_FOLDERS, SPLIT_FOLDERS, Members, SplitMembers
-from hpstudy.zipcheck import unsafe_reason, verify_zip
+from hpstudy.core.atomic import atomic_path
+from hpstudy.core.errors import HpstudyError
+from hpstudy.data.fetch import _fixed_info, sha256_file
+from hpstudy.data.archive_layouts import KAGGLE_FOLDERS, SPLIT_FOLDERS, Members, SplitMembers
+from hpstudy.data.zip_checks import unsafe_reason, verify_zip
 
 LABELS_PREFIX = ".hpstudy/labels/"
 FILE_COLUMNS = ("file_name", "filename", "file", "image", "image_id", "image_name", "path", "id")

@@ -24,11 +24,11 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from hpstudy.atomic import atomic_path
-from hpstudy.errors import HpstudyError
-from hpstudy.fetch import _fixed_info, folder_digest, pack_folder
-from hpstudy.layouts import SPLIT_FOLDERS, Members, SplitMembers
-from hpstudy.zipcheck import verify_zip
+from hpstudy.core.atomic import atomic_path
+from hpstudy.core.errors import HpstudyError
+from hpstudy.data.fetch import _fixed_info, folder_digest, pack_folder
+from hpstudy.data.archive_layouts import SPLIT_FOLDERS, Members, SplitMembers
+from hpstudy.data.zip_checks import verify_zip
 
 IMAGE_COLUMNS = ("image", "img", "picture", "pixel_values")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "fine_label")

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from hpstudy.data.content import DigestCache, zip_content_digest
-from hpstudy.fetch import folder_digest
+from hpstudy.data.fetch import folder_digest
 
 
 def _json(path: str | os.PathLike) -> dict:
@@ -55,7 +55,7 @@ def same_zip_after_fetch(
       re-published under the same slug is noticed at the next invocation, when the new zip's
       sha256 differs from the manifest's).
 
-    Raises :class:`hpstudy.errors.HpstudyError` for an unreadable folder file.
+    Raises :class:`hpstudy.core.errors.HpstudyError` for an unreadable folder file.
     """
     consumed = preprocessed_from(manifest)
     if consumed is None:

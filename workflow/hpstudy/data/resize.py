@@ -1,6 +1,6 @@
 """Decode one image into a fixed-size row with a chosen resize mode and channel count.
 
-``stretch`` with three channels is :func:`hpstudy.images.decode_image_into` itself (the post's
+``stretch`` with three channels is :func:`hpstudy.data.decode.decode_image_into` itself (the post's
 ``Resize((s, s))``), byte for byte. The other shapes follow torchvision on PIL images, so a
 user's own torchvision pipeline gives the same pixels:
 
@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from hpstudy.images import IMAGE_FORMATS, decode_image_into, failure_reason
+from hpstudy.data.decode import IMAGE_FORMATS, decode_image_into, failure_reason
 
 RESIZE_MODES = ("stretch", "crop", "pad")
 CHANNELS = (3, 1)
@@ -99,7 +99,7 @@ def decode_shaped_into(
 
 def image_decoder(size: int, mode: str = "stretch", channels: int = 3):
     """The function ``(data, row, on_decoded) -> outcome`` decoding one image for these
-    settings: today's :func:`~hpstudy.images.decode_image_into` for ``stretch`` in RGB."""
+    settings: today's :func:`~hpstudy.data.decode.decode_image_into` for ``stretch`` in RGB."""
     if mode not in RESIZE_MODES or channels not in CHANNELS:
         raise ValueError(f"resize {mode!r} / channels {channels!r}")
     if mode == "stretch" and channels == 3:

@@ -1,7 +1,7 @@
 """Where a raw zip's images and classes come from, for preprocess: the folder layouts
-(:mod:`hpstudy.layouts`), a stored label file (:mod:`hpstudy.data.label_files`) or Parquet
+(:mod:`hpstudy.data.archive_layouts`), a stored label file (:mod:`hpstudy.data.label_files`) or Parquet
 shards (:mod:`hpstudy.data.parquet_source`), and how each image is shaped
-(:mod:`hpstudy.data.resize`). Every source gives the same :class:`~hpstudy.layouts.Members`,
+(:mod:`hpstudy.data.resize`). Every source gives the same :class:`~hpstudy.data.archive_layouts.Members`,
 so the splits are completed, decoded, fingerprinted and audited alike."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 from hpstudy.data.label_files import label_members
 from hpstudy.data.parquet_source import ParquetImageBytes, parquet_members
 from hpstudy.data.resize import CHANNELS, RESIZE_MODES
-from hpstudy.errors import HpstudyError
-from hpstudy.layouts import (
+from hpstudy.core.errors import HpstudyError
+from hpstudy.data.archive_layouts import (
     Members,
     check_split_settings,
     complete_splits,
@@ -76,9 +76,9 @@ def place_source(
     has_image=None,
 ) -> PlacedSource:
     """The members of ``zip_path`` by its source, with the test and validation splits
-    completed (:func:`~hpstudy.layouts.complete_splits`). With ``has_image`` (zip members ->
+    completed (:func:`~hpstudy.data.archive_layouts.complete_splits`). With ``has_image`` (zip members ->
     whether one decodes), classes of images in the zip without a decodable image are dropped
-    first (:func:`~hpstudy.layouts.drop_imageless_classes`; not for Parquet rows)."""
+    first (:func:`~hpstudy.data.archive_layouts.drop_imageless_classes`; not for Parquet rows)."""
     options.check()
     check_split_settings(test_fraction, val_fraction, split_seed, options.test_from)
     placed = PlacedSource(Members("", {}, []))

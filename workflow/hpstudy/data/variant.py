@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from hpstudy.errors import HpstudyError
-from hpstudy.formatting import format_value
+from hpstudy.core.errors import HpstudyError
+from hpstudy.core.formatting import format_value
 
 LABELS_DIGEST_CHARS = 8  # of the label file's sha256, in the variant name
 

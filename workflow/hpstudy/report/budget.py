@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpstudy import exploration
-from hpstudy.atomic import atomic_path
+from hpstudy.core.atomic import atomic_path
+from hpstudy.report import exploration
 from hpstudy.report.cost import run_costs
-from hpstudy.tables import read_table
+from hpstudy.report.tables import read_table
 
 ON_TEST = "on the test set"
 BUDGET_COLUMNS = ["name", "unit", "k", "device_hours", "expected_best", "spread",

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from hpstudy.core.class_scores import chance_level, class_scores, per_class_accuracy
-from hpstudy.formatting import format_value
-from hpstudy.layout import PREDICTIONS
+from hpstudy.core.formatting import format_value
+from hpstudy.core.paths import PREDICTIONS
 
 FINAL_COLUMNS = ("final_test_balanced_acc", "final_test_macro_f1")
 
@@ -62,7 +62,7 @@ def chance_from_labels(labels) -> float:
 def best_setting(rows: pd.DataFrame) -> pd.DataFrame:
     """The summary rows (one per seed) of a study's setting with the best mean final test
     accuracy (a diverged run counted at chance, as every verdict reads it)."""
-    from hpstudy.tables import final_accuracies
+    from hpstudy.report.tables import final_accuracies
 
     scored = rows.assign(_acc=final_accuracies(rows))
     means = scored.groupby("name", sort=False)["_acc"].mean()

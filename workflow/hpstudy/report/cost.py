@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from hpstudy.atomic import atomic_path
-from hpstudy.errors import HpstudyError
-from hpstudy.tables import read_table
+from hpstudy.core.atomic import atomic_path
+from hpstudy.core.errors import HpstudyError
+from hpstudy.report.tables import read_table
 
 COST_COLUMNS = ["scope", "name", "study", "runs", "device_hours", "images_seen", "derived_runs"]
 
@@ -122,7 +122,7 @@ def run_folder_tables(summary_paths) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def claims_of(tables: Path, runs_dir, margin: float) -> list[tuple[str, str]]:
     """(claim label, study) of every verdict the findings give on these tables."""
-    from hpstudy.findings import Context, compute_findings
+    from hpstudy.report.findings import Context, compute_findings
 
     summary, metrics = (read_table(tables / n) for n in ("summary.csv", "metrics.csv"))
     ctx = Context(summary, metrics, Path(runs_dir) if runs_dir else None, margin)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from hpstudy.atomic import atomic_path
+from hpstudy.core.atomic import atomic_path
 
 DPI = 200
 PANEL_SIZE_IN = (3.5, 2.8)  # one panel at single-column width

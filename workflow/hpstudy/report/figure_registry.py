@@ -1,6 +1,6 @@
 """Every kind of figure in one table: which builder draws it, what it reads, where it goes
 (a study's figures, a search's, the sweep's overview) and its caption. The figure rules'
-wildcards (:mod:`hpstudy.targets`), ``hpstudy figures``, the report captions
+wildcards (:mod:`hpstudy.rule_targets`), ``hpstudy figures``, the report captions
 (``workflow/report/*.rst``, written by :func:`write_captions`) and ``docs/figures.md`` all
 derive from it.
 
@@ -262,3 +262,18 @@ def markdown_list() -> str:
         places = ", ".join(where[s].format(name) for s in kind.scopes)
         rows.append(f"| `{kind.name}` | {places} | {kind.summary} |")
     return "\n".join(rows) + "\n"
+
+
+def heatmap_kinds(params: list[str]) -> list[str]:
+    """The heatmaps of a study: none for one setting, one for two, one per pair for more."""
+    if len(params) < 2:
+        return []
+    if len(params) == 2:
+        return ["heatmap"]
+    return [f"heatmap-{a}-{b}" for i, a in enumerate(params) for b in params[i + 1 :]]
+
+
+def heatmap_pair(kind: str) -> tuple[str, str] | None:
+    """The two settings of a ``heatmap-<a>-<b>`` kind (None for a two-setting study's)."""
+    parts = kind.split("-")
+    return (parts[1], parts[2]) if len(parts) == 3 else None

@@ -24,13 +24,13 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from hpstudy import reference
-from hpstudy.errors import HpstudyError
-from hpstudy.formatting import format_value, pct, setting_label, sort_key
-from hpstudy.layout import PREDICTIONS
+from hpstudy.core.errors import HpstudyError
+from hpstudy.core.formatting import format_value, pct, setting_label, sort_key
+from hpstudy.core.paths import PREDICTIONS
+from hpstudy.core.stats import binomial_se, spans_decades, t_quantile
+from hpstudy.report import post_runs
 from hpstudy.report.figure_base import figure_legend, new_figure
-from hpstudy.stats import binomial_se, spans_decades, t_quantile
-from hpstudy.tables import final_accuracies, study_params
+from hpstudy.report.tables import final_accuracies, study_params
 
 # settings named in a figure's title when the study holds them fixed
 TITLE_SETTINGS = ["model", "pretrained", "optimizer", "lr", "batch_size", "weight_decay",
@@ -294,7 +294,7 @@ def post_figure(
     colour per value)."""
     view = StudyView(summary, study)
     colors = value_colors(view)
-    curves = pd.DataFrame(reference.post_epochs())
+    curves = pd.DataFrame(post_runs.post_epochs())
     fig, axes = new_figure(3)
     for point in view.points:
         rows = view.runs_at(point)

@@ -1,5 +1,5 @@
 """What a search or a grid explored: its trials' history, every trial's settings (parallel
-coordinates), each setting's fANOVA importance (:mod:`hpstudy.exploration`) and what its
+coordinates), each setting's fANOVA importance (:mod:`hpstudy.report.exploration`) and what its
 budget bought (the expected best of k trials drawn at random, :mod:`hpstudy.report.budget`).
 Each builder takes the trials and returns the Figure."""
 
@@ -15,11 +15,11 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from hpstudy import exploration
-from hpstudy.formatting import setting_label, sort_key
+from hpstudy.core.formatting import setting_label, sort_key
+from hpstudy.core.stats import spans_decades
+from hpstudy.report import exploration
 from hpstudy.report.figure_base import new_figure
-from hpstudy.stats import spans_decades
-from hpstudy.tables import read_table, study_params
+from hpstudy.report.tables import read_table, study_params
 
 
 def history_figure(trials: exploration.Trials, name: str) -> Figure:

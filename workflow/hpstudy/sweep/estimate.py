@@ -22,12 +22,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hpstudy import added
-from hpstudy.config import load_config
-from hpstudy.errors import HpstudyError
-from hpstudy.layout import Layout
-from hpstudy.plan import build_plan
-from hpstudy.plan import main as plan_main
+from hpstudy.core.config import load_config
+from hpstudy.core.errors import HpstudyError
+from hpstudy.core.paths import Layout
+from hpstudy.sweep import added_runs
+from hpstudy.sweep.plan import build_plan
+from hpstudy.sweep.plan import main as plan_main
 from hpstudy.sweep.run_times import (
     Timings,
     key_label,
@@ -170,7 +170,7 @@ def _search_rounds(timings, config, layout: Layout, variant: str, name: str, siz
         added_epochs = epochs - before if halving else epochs
         path = Path(layout.proposals(name, round_))
         if path.is_file():
-            runs = [run for _, run in added.read(path, variant, config["dataset"])]
+            runs = [run for _, run in added_runs.read(path, variant, config["dataset"])]
             rounds.append(_planned(timings, layout, runs, size, est, added_epochs, prices))
             alive = len(runs)
         else:
@@ -189,7 +189,7 @@ def _later_runs(config, plan, layout: Layout, timings, study_mean, est: Estimate
     batches = []
     final_file = Path(layout.selection_file("final-runs.json"))
     if config.get("final") and final_file.is_file():
-        runs = [run for _, run in added.read(final_file, plan.variant, config["dataset"])]
+        runs = [run for _, run in added_runs.read(final_file, plan.variant, config["dataset"])]
         size = int(config["dataset"]["image_size"])
         batches.append(_planned(timings, layout, runs, size, est))
     elif config.get("final"):
@@ -241,7 +241,7 @@ def render(est: Estimate, source: str) -> str:
 
 def sweep_main(argv: list[str] | None = None) -> int:
     """``hpstudy sweep [--configfile F] [--estimate [--jobs N]]``: the runs a config expands
-    to (:func:`hpstudy.plan.main`) or, with ``--estimate``, what they will cost."""
+    to (:func:`hpstudy.sweep.plan.main`) or, with ``--estimate``, what they will cost."""
     parser = argparse.ArgumentParser(prog="hpstudy sweep", description=sweep_main.__doc__)
     parser.add_argument("--configfile", default="config/config.yaml")
     parser.add_argument("--estimate", action="store_true",

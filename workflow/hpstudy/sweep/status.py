@@ -30,11 +30,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hpstudy import added
-from hpstudy.config import load_config
-from hpstudy.errors import HpstudyError
-from hpstudy.layout import TRAIN_LOG, Layout
-from hpstudy.plan import Plan, Run, build_plan
+from hpstudy.core.config import load_config
+from hpstudy.core.errors import HpstudyError
+from hpstudy.core.paths import TRAIN_LOG, Layout
+from hpstudy.sweep import added_runs
+from hpstudy.sweep.plan import Plan, Run, build_plan
 from hpstudy.sweep.run_times import Timings, makespan, read_summary, timing_key
 
 STATES = ("finished", "running", "waiting", "failed", "not planned yet")
@@ -156,8 +156,8 @@ def search_groups(config: dict, layout: Layout, variant: str) -> list[Group]:
         for round_ in range(int(spec["rounds"])):
             path = Path(layout.proposals(name, round_))
             if path.is_file():
-                group.runs += [run for _, run in added.read(path, variant, config["dataset"])]
-            else:  # the same arithmetic as hpstudy.search, which imports torch
+                group.runs += [run for _, run in added_runs.read(path, variant, config["dataset"])]
+            else:  # the same arithmetic as hpstudy.tuning.search, which imports torch
                 epochs = halving["min_epochs"] * halving["eta"] ** round_ if halving else None
                 group.unplanned += [(key, int(epochs or base["epochs"]))] * alive
             if halving:
@@ -174,7 +174,7 @@ def added_groups(config: dict, layout: Layout, plan: Plan) -> list[Group]:
     for path in sorted(Path(layout.selection_file("best.yaml")).parent.glob("*-runs.json")):
         stem = path.name.removesuffix("-runs.json")
         found.add(stem)
-        pairs = added.read(path, plan.variant, config["dataset"])
+        pairs = added_runs.read(path, plan.variant, config["dataset"])
         groups.append(Group("selection", f"{stem} runs", [run for _, run in pairs]))
     if config.get("final") and "final" not in found:
         winners = len(plan.studies) + len(config.get("search", {}))

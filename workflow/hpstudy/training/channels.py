@@ -8,7 +8,7 @@ copied into three channels), and for a freshly initialised layer it gives the va
 one-channel layer of the same kind would draw. No random number is drawn, so everything else is
 initialised exactly as in a three-channel run.
 
-Part of the code digest of one-channel runs only (:func:`hpstudy.identity.code_digest`).
+Part of the code digest of one-channel runs only (:func:`hpstudy.training.identity.code_digest`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hpstudy.errors import HpstudyError
+from hpstudy.core.errors import HpstudyError
 
 
 def input_channels(manifest: dict) -> int:

@@ -6,9 +6,9 @@ weighs 0 (it never is a target). The weighted loss is what the model trains on; 
 (which runs in inference mode) keeps the plain cross-entropy, so validation and test losses
 stay comparable across runs with and without weighting (selection may compare them).
 
-Part of the code digest only of runs that set it (:func:`hpstudy.identity.code_digest`); the
-loss module of every other run (:func:`hpstudy.optim.build_loss`) is untouched.
-"""
+Part of the code digest only of runs that set it
+(:func:`hpstudy.training.identity.code_digest`); the loss module of every other run
+(:func:`hpstudy.training.optim.build_loss`) is untouched."""
 
 from __future__ import annotations
 

@@ -1,12 +1,11 @@
 """Balanced accuracy and macro-F1 per epoch, for the splits a run evaluates, computed from what
 evaluation already predicts (no second pass over the data).
 
-The loop (:mod:`hpstudy.loop`, digested into every run's identity) returns only the test split's
-predictions; :class:`PredictionRecorder` wraps the network and keeps the predicted classes of
-every batch computed in inference mode, i.e. by ``evaluate`` (validation first, then test), so
-the validation split's scores come for free. Wrapping changes no number: it calls the network
-and looks at its output.
-"""
+The loop (:mod:`hpstudy.training.loop`, digested into every run's identity) returns only the
+test split's predictions; :class:`PredictionRecorder` wraps the network and keeps the predicted
+classes of every batch computed in inference mode, i.e. by ``evaluate`` (validation first, then
+test), so the validation split's scores come for free. Wrapping changes no number: it calls the
+network and looks at its output."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ import torch
 from torch import nn
 
 from hpstudy.core.class_scores import class_scores
-from hpstudy.run_files import CLASS_SCORE_COLUMNS as EPOCH_COLUMNS
+from hpstudy.core.run_record import CLASS_SCORE_COLUMNS as EPOCH_COLUMNS
 
 LOG = logging.getLogger("hpstudy.split_scores")
 NAN_SCORES = dict.fromkeys(EPOCH_COLUMNS, math.nan)

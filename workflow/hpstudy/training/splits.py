@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from hpstudy.batches import DeviceSplit
-from hpstudy.dataset import load_split, read_verified_array
+from hpstudy.training.arrays import load_split, read_verified_array
+from hpstudy.training.batches import DeviceSplit
 from hpstudy.training.memory_budget import memory_budget, streamed_units
 from hpstudy.training.streaming import StreamedImages, streamed_split
 

@@ -1,22 +1,21 @@
 """Streaming a split that does not fit in memory (``train.in_memory``): batches read from the
 array files as training asks for them, in the order the in-memory path would gather them.
 
-A streamed split is a :class:`~hpstudy.batches.DeviceSplit` whose ``images`` is a
+A streamed split is a :class:`~hpstudy.training.batches.DeviceSplit` whose ``images`` is a
 :class:`StreamedImages`: indexing it with a batch's indices (training) or a slice (evaluation)
 returns the same uint8 batch on the device that indexing the in-memory tensor returns, so the
 loop and the batches module (both digested into every run's identity) run unchanged and the
 numbers are the same bit for bit. Labels are small and stay in memory.
 
 Before each epoch :meth:`StreamedImages.plan_epoch` draws the epoch's permutation exactly as
-:func:`hpstudy.batches.train_batches` does (``randperm`` from :func:`~hpstudy.batches.
-epoch_generator`), and a background thread reads the batches ahead: ``pread`` of each row
-(sorted by offset, runs of adjacent rows in one call), every row checked against its digest
-(:mod:`hpstudy.core.chunk_digests`), and on a GPU copied from pinned memory on a side stream,
-so reads and copies overlap compute. Evaluation reads slices in order the same way. A request
-the thread did not foresee is read directly (still verified): the prefetch is only a guess.
-``pread`` rather than a memory map keeps the job's resident memory flat: pages of a mapped file
-would stay in its RSS, while read pages are reclaimable cache.
-"""
+:func:`hpstudy.training.batches.train_batches` does (``randperm`` from
+:func:`~hpstudy.training.batches.epoch_generator`), and a background thread reads the batches
+ahead: ``pread`` of each row (sorted by offset, runs of adjacent rows in one call), every row
+checked against its digest (:mod:`hpstudy.core.chunk_digests`), and on a GPU copied from pinned
+memory on a side stream, so reads and copies overlap compute. Evaluation reads slices in order
+the same way. A request the thread did not foresee is read directly (still verified): the
+prefetch is only a guess. ``pread`` rather than a memory map keeps the job's resident memory
+flat: pages of a mapped file would stay in its RSS, while read pages are reclaimable cache."""
 
 from __future__ import annotations
 
@@ -29,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpstudy.batches import DeviceSplit, epoch_generator
 from hpstudy.core.chunk_digests import ChunkDigests, chunk_digests, parse_header, row_digest
-from hpstudy.errors import HpstudyError
+from hpstudy.core.errors import HpstudyError
+from hpstudy.training.batches import DeviceSplit, epoch_generator
 
 PREFETCH = 4  # batches read ahead
 
@@ -169,7 +168,7 @@ class StreamedImages:
         self.queue, self.planned = None, []
 
     def plan_epoch(self, seed: int, epoch: int, batch_size: int) -> None:
-        """Read the training batches of ``epoch`` ahead, in :func:`hpstudy.batches.
+        """Read the training batches of ``epoch`` ahead, in :func:`hpstudy.training.batches.
         train_batches`' order: the same generator, the same ``randperm``."""
         order = torch.randperm(len(self), generator=epoch_generator(seed, epoch)).numpy()
         self._start([order[s : s + batch_size] for s in range(0, len(self), batch_size)])

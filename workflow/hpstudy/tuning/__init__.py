@@ -1,0 +1,1 @@
+"""Tuning stage: selection of each study's winner and adaptive search."""

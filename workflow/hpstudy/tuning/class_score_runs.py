@@ -14,7 +14,7 @@ import math
 
 import pandas as pd
 
-from hpstudy.errors import HpstudyError
+from hpstudy.core.errors import HpstudyError
 
 SCORES = ("balanced_acc", "macro_f1")
 SHOWN = 8  # run ids named in the message
