@@ -64,9 +64,10 @@ def sort_key(value: object) -> tuple:
     return (2, 0.0, (text,))
 
 
-def pct(fraction: float) -> str:
-    """An accuracy fraction as a percentage with one decimal: ``81.2%``."""
-    return f"{fraction * 100:.1f}%"
+def pct(fraction: float, signed: bool = False, sep: str = "") -> str:
+    """An accuracy fraction as a percentage with one decimal: ``81.2%`` (``+4.0%`` signed;
+    ``sep`` goes before the sign: ``81.2 %``)."""
+    return f"{fraction * 100:{'+' if signed else ''}.1f}{sep}%"
 
 
 def pct_interval(mean: float, low: float, high: float, seeds: int) -> str:
@@ -77,9 +78,30 @@ def pct_interval(mean: float, low: float, high: float, seeds: int) -> str:
     return f"{pct(mean)} [{pct(max(low, 0.0))}, {pct(min(high, 1.0))}] ({seeds} seeds)"
 
 
-def points(fraction: float) -> str:
-    """A difference of accuracy fractions in percentage points: ``+1.3 points``."""
-    return f"{fraction * 100:+.1f} points"
+def signed_points(fraction: float) -> str:
+    """A difference of accuracy fractions as a bare signed number of points: ``+1.3``."""
+    return f"{fraction * 100:+.1f}"
+
+
+def points(fraction: float, signed: bool = True) -> str:
+    """A difference of accuracy fractions in percentage points: ``+1.3 points`` (a margin or
+    a spread, unsigned: ``1.3 points``)."""
+    return f"{fraction * 100:{'+' if signed else ''}.1f} points"
+
+
+def points_interval(effect: float, low: float, high: float) -> str:
+    """A difference in points with its interval: ``+3.1 points [-0.4, +6.6]``."""
+    return f"{points(effect)} [{signed_points(low)}, {signed_points(high)}]"
+
+
+def relative(fraction: float, signed: bool = True) -> str:
+    """A relative change in whole percent: ``-42%`` (a tolerance, unsigned: ``42%``)."""
+    return f"{fraction * 100:{'+' if signed else ''}.0f}%"
+
+
+def relative_interval(effect: float, low: float, high: float) -> str:
+    """A relative change with its interval: ``-42% [-48%, -35%]``."""
+    return f"{relative(effect)} [{relative(low)}, {relative(high)}]"
 
 
 def setting_label(key: str) -> str:

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from hpstudy.core.formatting import pct
+
 # per epoch, the scores that weigh every class alike, for the splits evaluated; appended
 # after the older columns, so a metrics.csv written before them keeps its prefix (and reads
 # with these columns empty)
@@ -45,6 +49,16 @@ def divergence(rows: list[dict], num_classes: int) -> str | None:
         return (
             f"exploded: final train loss {last['train_loss']:.3g} > {ceiling:.3g} "
             f"({EXPLOSION_FACTOR:g} x ln {num_classes}) with test accuracy "
-            f"{last['test_acc'] * 100:.1f}% at chance"
+            f"{pct(last['test_acc'])} at chance"
         )
     return None
+
+
+def at_chance(accuracy, diverged, num_classes):
+    """An accuracy as every table, verdict, selection and search reads it: a diverged run
+    (or one without the number) counts at chance, 1 / classes. Takes a run's numbers or
+    arrays of them (one per run); returns a float or an array."""
+    value = np.asarray(np.nan if accuracy is None else accuracy, dtype=float)
+    missing = np.asarray(diverged, dtype=bool) | ~np.isfinite(value)
+    counted = np.where(missing, 1 / np.asarray(num_classes, dtype=float), value)
+    return float(counted) if counted.ndim == 0 else counted

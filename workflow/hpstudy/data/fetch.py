@@ -29,8 +29,8 @@ import zipfile
 from pathlib import Path
 
 from hpstudy.core.atomic import atomic_path, atomic_write_json
-from hpstudy.data.content import DigestCache, content_digest, unreadable
 from hpstudy.core.errors import HpstudyError
+from hpstudy.data.content import DigestCache, content_digest, unreadable
 from hpstudy.data.zip_checks import verify_zip
 
 KAGGLE_DATASET = "puneet6060/intel-image-classification"
@@ -424,14 +424,3 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-fraction", type=float, default=0.2, help="digits only")
     parser.add_argument("--split-seed", type=int, default=0, help="digits only")
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``hpstudy fetch``."""
-    args = build_parser().parse_args(argv)
-    record = fetch(args)
-    print(
-        f"hpstudy fetch: {args.out} ({record['size_bytes']} bytes, sha256 {record['sha256']})",
-        file=sys.stderr,
-    )
-    return 0

@@ -28,7 +28,17 @@ import yaml
 
 from hpstudy.core import stats
 from hpstudy.core.atomic import atomic_write_json, atomic_write_text
-from hpstudy.core.formatting import format_value, pct, pct_interval, setting_label, sort_key
+from hpstudy.core.formatting import (
+    format_value,
+    pct,
+    pct_interval,
+    points,
+    points_interval,
+    relative,
+    relative_interval,
+    setting_label,
+    sort_key,
+)
 from hpstudy.core.paths import PREDICTIONS
 from hpstudy.core.run_record import DIVERGENCE_RULE
 from hpstudy.core.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, NO_DIFFERENCE, Interval
@@ -80,20 +90,15 @@ def accuracy_margin(rows: pd.DataFrame, margin: float) -> float:
 def points_text(interval: Interval) -> str:
     """``+3.1 points [-0.4, +6.6]`` (a fraction shown in percentage points)."""
     if interval.low == interval.high:
-        return f"{interval.effect * 100:+.1f} points (no spread)"
-    return (
-        f"{interval.effect * 100:+.1f} points [{interval.low * 100:+.1f}, "
-        f"{interval.high * 100:+.1f}]"
-    )
+        return f"{points(interval.effect)} (no spread)"
+    return points_interval(interval.effect, interval.low, interval.high)
 
 
 def relative_text(interval: Interval) -> str:
     """``-42% [-48%, -35%]``."""
     if interval.low == interval.high:
-        return f"{interval.effect * 100:+.0f}% (no spread)"
-    return (
-        f"{interval.effect * 100:+.0f}% [{interval.low * 100:+.0f}%, {interval.high * 100:+.0f}%]"
-    )
+        return f"{relative(interval.effect)} (no spread)"
+    return relative_interval(interval.effect, interval.low, interval.high)
 
 
 def seeds_text(interval: Interval) -> str:
@@ -164,7 +169,7 @@ def judged(finding: Finding, interval: Interval, margin: float, direction: int, 
 def two_group_claim(ctx, rule, claim, study, rows_a, rows_b, direction, what) -> Finding:
     """A claim that ``rows_a`` beat ``rows_b`` (direction +1) in final test accuracy."""
     margin = accuracy_margin(pd.concat([rows_a, rows_b]), ctx.margin)
-    finding = Finding(rule, claim, INCONCLUSIVE, study=study, margin=f"{margin * 100:.1f} points")
+    finding = Finding(rule, claim, INCONCLUSIVE, study=study, margin=points(margin, signed=False))
     interval = accuracy_difference(ctx, rows_a, rows_b)
     finding.evidence.append(f"{what}: {points_text(interval)} ({interval.method})")
     return judged(finding, interval, margin, direction, points_text)
@@ -177,7 +182,7 @@ def trend_claim(ctx, rule, claim, study, direction) -> Finding:
     rows, key = study_rows(ctx.summary, study)
     values = values_of(rows, key)
     margin = accuracy_margin(rows, ctx.margin)
-    finding = Finding(rule, claim, INCONCLUSIVE, study=study, margin=f"{margin * 100:.1f} points")
+    finding = Finding(rule, claim, INCONCLUSIVE, study=study, margin=points(margin, signed=False))
     finding.evidence.append("mean final test accuracy by value: " + by_value(rows, key, values))
     if len(values) < 2:
         finding.evidence.append("needs at least two values")
@@ -210,7 +215,7 @@ def cost_claim(ctx, rule, claim, study, column, direction, margin, unit) -> Find
     log of the cost over every (value, seed) point)."""
     rows, key = study_rows(ctx.summary, study)
     values = values_of(rows, key)
-    finding = Finding(rule, claim, INCONCLUSIVE, study=study, margin=f"{margin * 100:.0f}%")
+    finding = Finding(rule, claim, INCONCLUSIVE, study=study, margin=relative(margin, signed=False))
     means = {v: float(rows.loc[rows[key] == v, column].astype(float).mean()) for v in values}
     finding.evidence.append(
         f"mean {unit[0]} by value: "
@@ -313,7 +318,7 @@ def highest_lr_unstable(ctx: Context, study: str) -> Finding:
         reason = f"diverged ({run.get('diverged_reason')})" if diverged else "did not diverge"
         evidence.append(
             f"{run['run_id']}: {reason}; largest epoch-to-epoch drop in test "
-            f"accuracy {worst * 100:.1f} points"
+            f"accuracy {points(worst, signed=False)}"
         )
     return per_run_claim(
         "Learning rate",
@@ -343,7 +348,7 @@ def overfits_at_best_lr(ctx: Context, study: str) -> Finding:
         epoch = int(runs["epoch"].iloc[at])
         text = (
             f"{run_id}: test loss lowest at epoch {epoch} ({test[at]:.4f}), {test[-1]:.4f} at "
-            f"the end ({rise * 100:+.1f}%); train loss {train[at]:.4f} -> {train[-1]:.4f}"
+            f"the end ({pct(rise, signed=True)}); train loss {train[at]:.4f} -> {train[-1]:.4f}"
         )
         evidence.append(text + (f"; overfitting from epoch {epoch + 1}" if overfits else ""))
     return per_run_claim(
@@ -611,9 +616,9 @@ def comparison_section(comparison: pd.DataFrame) -> list[str]:
             str(row["seeds"]),
             ours,
             pct(row["post_final_test_acc"]),
-            f"{row['final_test_acc_diff'] * 100:+.1f} points",
+            points(row["final_test_acc_diff"]),
             "yes" if row["reproduced"] else "no",
-            f"{row['epoch_test_acc_mad'] * 100:.1f} points, {row['epoch_test_loss_mad']:.3f}",
+            f"{points(row['epoch_test_acc_mad'], signed=False)}, {row['epoch_test_loss_mad']:.3f}",
         ]
         lines.append(f"| {' | '.join(cells)} |")
     unlabelled = comparison[comparison["kind"] == "unlabelled"]
