@@ -84,8 +84,8 @@ def search_tables(layout: Layout, searches, files=paths.STUDY_TABLES) -> list[st
 
 def selection_targets(layout: Layout, config: dict) -> list[str]:
     """best.yaml when the config selects, final.csv when it also runs the final runs."""
-    return [layout.selection_file("best.yaml")] * bool(config.get("selection")) + [
-        layout.selection_file("final.csv")
+    return [layout.selection_file(paths.BEST_FILE)] * bool(config.get("selection")) + [
+        layout.selection_file(paths.FINAL_TABLE)
     ] * bool(config.get("final"))
 
 
@@ -100,7 +100,7 @@ def step_targets(layout: Layout, config: dict) -> list[str]:
         for r in range(spec["rounds"])
         for step in (layout.proposals, layout.search_results)
     ]
-    return rounds + ([layout.selection_file("final-runs.json")] if config.get("final") else [])
+    return rounds + ([layout.selection_file(paths.FINAL_RUNS)] if config.get("final") else [])
 
 
 def results_targets(layout: Layout, plan, config: dict) -> list[str]:

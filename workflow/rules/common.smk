@@ -80,9 +80,9 @@ wildcard_constraints:
 # Selection and the final runs (select.smk), when the config asks for them
 SELECTION = config.get("selection")
 FINAL = config.get("final")
-BEST = LAYOUT.selection_file("best.yaml")
-FINAL_RUNS = LAYOUT.selection_file("final-runs.json")
-FINAL_TABLE = LAYOUT.selection_file("final.csv")
+BEST = LAYOUT.selection_file(paths.BEST_FILE)
+FINAL_RUNS = LAYOUT.selection_file(paths.FINAL_RUNS)
+FINAL_TABLE = LAYOUT.selection_file(paths.FINAL_TABLE)
 
 # Adaptive searches (search.smk): what a finished search writes into its folder
 SEARCHES = config.get("search", {})

@@ -43,15 +43,19 @@ RUN_OUTPUTS = tuple(RUN_OUTPUT_NAMES.values())
 TRAIN_LOG = "train.log"
 SETTINGS_ROOT = ".snakemake/hpstudy/settings"  # per-run settings files the train jobs read
 PLANS_ROOT = ".snakemake/hpstudy/plans"  # content-addressed study plans for aggregate
+# what `hpstudy aggregate` writes into a results folder (a config's, or a search's)
+AGGREGATE_FILES = (
+    "metrics.csv", "summary.csv", "summary.json", "seed_summary.csv", "headline.json",
+)  # fmt: skip
 # what the report stage of a config writes into its results folder, besides figures
 RESULT_FILES = (
-    "metrics.csv", "summary.csv", "summary.json", "seed_summary.csv", "headline.json",
-    "comparison.csv", "comparison.json", "findings.md", "findings.json",
+    *AGGREGATE_FILES, "comparison.csv", "comparison.json", "findings.md", "findings.json",
 )  # fmt: skip
+# what selection writes into <results>/selection/
+BEST_FILE, FINAL_TABLE, FINAL_RUNS = "best.yaml", "final.csv", "final-runs.json"
 # what a finished search writes into its folder, besides figures (rule search_finish)
 SEARCH_FILES = (
-    "trials.csv", "best.yaml", "journal.log", "metrics.csv", "summary.csv", "summary.json",
-    "seed_summary.csv", "headline.json",
+    "trials.csv", BEST_FILE, "journal.log", *AGGREGATE_FILES,
 )  # fmt: skip
 # a grid's or a search's tables that selection, cost and budget read
 STUDY_TABLES = ("summary.csv", "metrics.csv")

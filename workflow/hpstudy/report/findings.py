@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from hpstudy.core import stats
+from hpstudy.core import schema, stats
 from hpstudy.core.atomic import atomic_write_json, atomic_write_text
 from hpstudy.core.formatting import (
     format_value,
@@ -45,7 +45,7 @@ from hpstudy.core.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, NO_DIFFERENCE,
 from hpstudy.report import post_runs
 from hpstudy.report.tables import final_accuracies, read_table, read_tables
 
-MARGIN = 0.02  # default practical margin of an accuracy claim (2 points)
+MARGIN = schema.default("findings", "margin")  # practical margin of an accuracy claim
 TIME_MARGIN = 0.10  # epoch time: a relative change of 10 %
 COST_MARGIN = 0.05  # parameters and memory: a relative change of 5 %
 LOSS_REL_TOL = 0.005  # relative fall of test loss over the last epoch that counts as falling

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hpstudy.core import manifest as manifest_file
 from hpstudy.core.chunk_digests import read_npy_header
 from hpstudy.core.errors import HpstudyError
 from hpstudy.training.batches import DeviceSplit
@@ -31,9 +32,9 @@ REBUILD_FIX = (
 
 def load_manifest(data_dir: str | Path) -> dict:
     """The processed data's manifest.json (classes, image size, splits, file digests)."""
-    path = Path(data_dir) / "manifest.json"
+    path = Path(data_dir) / manifest_file.FILE
     try:
-        manifest = json.loads(path.read_text())
+        manifest = manifest_file.read(data_dir)
     except FileNotFoundError as err:
         raise HpstudyError(
             f"No processed dataset at {data_dir}: {path} is missing. Run the preprocess step "
