@@ -11,7 +11,9 @@ from runfactory import Sweep, approach
 
 from hpstudy import findings, run_files
 from hpstudy.cli import main as cli_main
+from hpstudy.report import claims
 from hpstudy.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, NO_DIFFERENCE
+from hpstudy.tables import final_accuracies
 
 LRS = (1e-7, 1e-4, 1e-2)
 HEALTHY = {
@@ -25,7 +27,7 @@ def ends_at(final, epochs=6, start=0.3):
     return approach(start, final, epochs)[:-1] + [final]
 
 
-def judge(sweep: Sweep, margin: float = findings.MARGIN) -> list[findings.Finding]:
+def judge(sweep: Sweep, margin: float = claims.MARGIN) -> list[claims.Finding]:
     summary, metrics = sweep.tables()
     return findings.compute_findings(findings.Context(summary, metrics, sweep.runs_dir, margin))
 
@@ -206,7 +208,7 @@ def test_an_exploding_run_is_diverged_counted_at_chance_and_unstable(tmp_path):
     sweep = lr_study(tmp_path, per_value)
     summary, _ = sweep.tables()
     run = summary[summary["lr"] == 1e-2].iloc[0]
-    assert findings.final_accuracies(summary[summary["lr"] == 1e-2])[0] == pytest.approx(1 / 6)
+    assert final_accuracies(summary[summary["lr"] == 1e-2])[0] == pytest.approx(1 / 6)
     assert run["diverged"]
     assert verdict(judge(sweep), "Learning rate", "unstable").verdict == HOLDS
 

@@ -7,11 +7,12 @@ import pytest
 import yaml
 from runfactory import Sweep, approach, write_run
 
-from hpstudy import added, findings, selection
+from hpstudy import added, selection
 from hpstudy.cli import main as cli_main
 from hpstudy.config import validate_config
 from hpstudy.errors import HpstudyError
 from hpstudy.plan import data_variant
+from hpstudy.report import findings_report
 from hpstudy.tables import read_table
 
 LRS = (0.1, 0.01, 0.001)
@@ -112,7 +113,7 @@ def test_on_test_selects_on_the_test_split_and_says_so_everywhere(tmp_path):
     best = yaml.safe_load(text)
     assert best["studies"]["lr"]["winner"]["values"] == {"lr": 0.001}  # the test winner
     assert best["note"] == selection.ON_TEST
-    section = "\n".join(findings.selection_section(best, None))
+    section = "\n".join(findings_report.selection_section(best, None))
     assert "selected on the test set" in section
 
 

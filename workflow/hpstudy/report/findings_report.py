@@ -1,0 +1,301 @@
+"""``findings.md``: the verdict table first, then the evidence per rule, the other studies, the
+selection, the data audit and the post's own runs beside ours; and ``findings.json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hpstudy import reference, stats
+from hpstudy.atomic import atomic_write_json, atomic_write_text
+from hpstudy.formatting import (
+    format_value,
+    pct,
+    pct_interval,
+    points,
+    points_size,
+    setting_label,
+    sort_key,
+)
+from hpstudy.report.claims import Finding, points_text
+from hpstudy.report.post_claims import RULES
+from hpstudy.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, NO_DIFFERENCE, Interval
+from hpstudy.tables import final_accuracies
+
+
+def verdict_cell(f: Finding) -> str:
+    text = f"**{f.verdict}**"
+    if f.verdict == INCONCLUSIVE and f.resolve:
+        more = (
+            f"> {stats.MAX_SEEDS_ADVICE}" if f.resolve > stats.MAX_SEEDS_ADVICE else f"~{f.resolve}"
+        )
+        text += f" ({more} seeds per value would resolve it)"
+    return text
+
+
+def verdict_table(found: list[Finding]) -> list[str]:
+    lines = [
+        "| rule | claim | verdict | effect (95% CI) | seeds | margin |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for f in found:
+        lines.append(
+            f"| {f.rule} | {f.claim} | {verdict_cell(f)} | {f.effect} | {f.seeds} | {f.margin} |"
+        )
+    return lines
+
+
+def other_studies(summary: pd.DataFrame) -> list[str]:
+    """Studies that sweep none of the post's settings alone: no rule to judge, their table."""
+    lines = []
+    studies = summary.drop_duplicates("study")
+    for _, row in studies[~studies["study_params"].isin(RULES)].iterrows():
+        rows = summary[summary["study"] == row["study"]]
+        keys = str(row["study_params"]).split(",")
+        lines += [
+            f"### Study `{row['study']}` ({' x '.join(setting_label(k) for k in keys)})",
+            "",
+            "No rule of the post is about this study, so there is no verdict to give; its "
+            "mean final test accuracy (95% interval over seeds):",
+            "",
+            f"| {' | '.join(keys)} | final test accuracy | seeds |",
+            "| " + " | ".join("---" for _ in keys) + " | --- | --- |",
+        ]
+        groups = sorted(
+            rows.groupby(keys, sort=False), key=lambda g: tuple(sort_key(v) for v in g[0])
+        )
+        for point, group in groups:
+            accs = final_accuracies(group)
+            cell = pct(float(np.mean(accs)))
+            if len(accs) >= 2:
+                interval = stats.one_sample(accs, 0.0)  # shown within the possible 0-100%
+                cell += f" [{pct(max(interval.low, 0.0))}, {pct(min(interval.high, 1.0))}]"
+            lines.append(f"| {' | '.join(format_value(v) for v in point)} | {cell} | {len(accs)} |")
+        lines.append("")
+    return lines
+
+
+def comparison_section(comparison: pd.DataFrame) -> list[str]:
+    """The post's own runs beside ours, the headline first."""
+    lines = ["## The post's own runs beside ours", ""]
+    labelled = comparison[comparison["kind"] == "labelled"]
+    if labelled.empty:
+        return lines + [
+            "No setting of this sweep is one of the post's runs, so nothing is compared (rule: "
+            f"{reference.MATCH_RULE}). This is expected on any data other than the Intel images "
+            f"at {reference.POST_IMAGE_SIZE} px.",
+            "",
+        ]
+    reproduced = labelled.loc[labelled["reproduced"].astype(bool), "post_run"].nunique()
+    lines += [
+        f"**{reproduced} of {labelled['post_run'].nunique()} post runs reproduced**: the post's "
+        "final test accuracy lies within 3 points of our mean over seeds (the interval is shown "
+        f"as context). Rule: {reference.MATCH_RULE}.",
+        "",
+        "| post run | our run | weight decay | seeds | ours (95% CI) | post | ours - post | "
+        "reproduced | per-epoch mean abs. difference (accuracy, loss) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for _, row in labelled.iterrows():
+        ours = pct(row["final_test_acc_mean"])
+        if row["seeds"] >= 2:
+            low, high = max(row["final_test_acc_low"], 0.0), min(row["final_test_acc_high"], 1.0)
+            ours += f" [{pct(low)}, {pct(high)}]"
+        cells = [
+            f"{row['post_run']} ({row['post_experiment']})",
+            f"`{row['run_name']}`",
+            f"{format_value(row['weight_decay'])} ({row['weight_decay_source']})",
+            str(row["seeds"]),
+            ours,
+            pct(row["post_final_test_acc"]),
+            points(row["final_test_acc_diff"]),
+            "yes" if row["reproduced"] else "no",
+            f"{points_size(row['epoch_test_acc_mad'])}, {row['epoch_test_loss_mad']:.3f}",
+        ]
+        lines.append(f"| {' | '.join(cells)} |")
+    unlabelled = comparison[comparison["kind"] == "unlabelled"]
+    if not unlabelled.empty:
+        lines += [
+            "",
+            "The post's unlabelled runs (kernel widths unknown; never counted above), "
+            "beside each of our runs that matches them but for the kernel widths: "
+            + "; ".join(
+                f"{r.post_run} ({pct(r.post_final_test_acc)}) vs `{r.run_name}` "
+                f"({pct(r.final_test_acc_mean)})"
+                for r in unlabelled.itertuples()
+            )
+            + ".",
+        ]
+    return [*lines, ""]
+
+
+def selection_section(best: dict, final: pd.DataFrame | None) -> list[str]:
+    """The winners (best.yaml) and, when retrained, their test accuracy (final.csv)."""
+    lines = [
+        "## Selected and final",
+        "",
+        f"Each study's winner, {best['note']}: the best mean {best['metric']} "
+        f"({best['epoch']} epoch) over seeds, with its 95% interval; separable means the "
+        "interval of its lead over the runner-up excludes zero.",
+        "",
+        "| study | winner | " + best["metric"] + " | runner-up | lead | separable |",
+        "|---|---|---|---|---|---|",
+    ]
+    is_acc = best["metric"].endswith("_acc")
+    for study, chosen in best["studies"].items():
+        win, runner = chosen["winner"], chosen["runner_up"]
+        score = (
+            pct_interval(win["mean"], win["low"], win["high"], win["seeds"])
+            if is_acc
+            else f"{win['mean']:.4f} [{win['low']:.4f}, {win['high']:.4f}] ({win['seeds']} seeds)"
+        )
+        diff = chosen.get("difference")
+        lead = "" if diff is None else points_text(Interval(**diff, seeds=0, method=""))
+        if diff is not None and not is_acc:
+            lead = f"{diff['effect']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}]"
+        cells = [
+            f"`{study}`",
+            _values_text(win["values"]),
+            score,
+            _values_text(runner["values"]) if runner else "none",
+            lead,
+            {True: "yes", False: "no", None: "n/a (fewer than 2 seeds)"}[chosen["separable"]],
+        ]
+        lines.append(f"| {' | '.join(cells)} |")
+    if final is not None and not final.empty:
+        lines += [
+            "",
+            "The winners retrained (on the split named below, for the selected number of "
+            "epochs) and evaluated on the test split once: the number to report.",
+            "",
+            "| study | winner | trained on | epochs | test accuracy |",
+            "|---|---|---|---|---|",
+        ]
+        for row in final.itertuples():
+            accuracy = pct_interval(
+                row.test_acc_mean, row.test_acc_low, row.test_acc_high, row.seeds
+            )
+            lines.append(
+                f"| `{row.study}` | {row.winner} | {row.train_on} | {row.epochs} | {accuracy} |"
+            )
+    return [*lines, ""]
+
+
+def audit_section(audit: dict, manifest: dict | None) -> list[str]:
+    """The data audit (audit.json): identical images, leakage, label conflicts, near
+    duplicates, with a few example paths; and what `drop_leaks` removed."""
+    counts, near = audit["counts"], audit["near_duplicates"]
+    lines = [
+        "## Data audit",
+        "",
+        f"{audit['summary']}, over {audit['images']} images (from `hpstudy audit`).",
+        "",
+        f"- identical-image groups: {counts['duplicate_groups']} "
+        f"({counts['images_in_duplicate_groups']} images)",
+        f"- groups spanning train and test/validation (leakage): {counts['cross_split_groups']}",
+        f"- groups under more than one class (label conflicts): {counts['label_conflict_groups']}",
+        f"- near-duplicate pairs (perceptual hashes at most {near['bits']} bits apart): "
+        f"{near['pairs']}, {near['cross_split_pairs']} of them across train and test/validation "
+        f"({near['low_variance_skipped']} low-variance images left out)",
+    ]
+    for key, title in (("cross_split_groups", "Leakage"), ("label_conflict_groups", "Conflicts")):
+        for group in audit[key][:3]:
+            lines.append(
+                f"- {title}: {group['count']} copies in {', '.join(group['splits'])} "
+                f"({', '.join(group['classes'])}), e.g. "
+                + ", ".join(f"`{m}`" for m in group["examples"])
+            )
+    dropped = (manifest or {}).get("leaks_dropped")
+    if dropped:
+        removed = ", ".join(f"{n} from {split}" for split, n in dropped.items())
+        lines.append(f"- `dataset.drop_leaks` removed exact copies of training images: {removed}")
+    elif counts["cross_split_groups"]:
+        lines.append(
+            "- Test accuracy counts images the model also trained on; `dataset.drop_leaks: "
+            "true` removes those copies from test and validation."
+        )
+    return [*lines, ""]
+
+
+def _values_text(values: dict) -> str:
+    return ", ".join(f"{setting_label(k)} {format_value(v)}" for k, v in values.items())
+
+
+def render_markdown(
+    found: list[Finding],
+    summary: pd.DataFrame,
+    comparison: pd.DataFrame,
+    sections: list[str] = (),
+) -> str:
+    """``findings.md``: the verdict table first, then the evidence per rule, other studies,
+    the extra ``sections`` (selection, audit) and the comparison with the post."""
+    n_runs, seeds = (
+        summary["run_id"].nunique(),
+        int(summary.groupby(["study", "name"])["run_id"].nunique().max()),
+    )
+    lines = [
+        "# Findings: do the post's rules hold in this sweep?",
+        "",
+        *(verdict_table(found) + [""] if found else []),
+        f"Computed by `hpstudy findings` from {n_runs} runs (up to {seeds} seeds per setting). "
+        "Each verdict compares the 95% interval of its effect with a practical margin in the "
+        "claimed direction: **holds** (beyond it), **contradicted** (beyond it the other way), "
+        "**no practical difference** (inside it), **inconclusive** otherwise. Accuracy effects "
+        "are differences of mean final test accuracy, diverged runs counted at chance; trends "
+        "over three or more values fit a line through every (value, seed) point, on the log of "
+        "the value where the values span two decades or more. Checks on each run's curves "
+        "count the seeds in which they hold.",
+    ]
+    if any(f.verdict == INCONCLUSIVE for f in found):
+        lines += [
+            "",
+            "Inconclusive is an honest answer here: with few seeds the interval is "
+            "wider than the margin; the table says roughly how many seeds would decide.",
+        ]
+    if not found:
+        lines += [
+            "",
+            "No study here sweeps one of the post's settings (learning rate, batch "
+            "size, kernel width, weight decay) alone, so no rule of the post is judged.",
+        ]
+    for rule in dict.fromkeys(f.rule for f in found):
+        lines += ["", f"## {rule}", ""]
+        for f in (f for f in found if f.rule == rule):
+            lines.append(f"- **{f.verdict.upper()}**: {f.claim} (study `{f.study}`).")
+            lines += [f"  - {e}" for e in f.evidence]
+    covered = {RULES[p][0] for p in RULES if (summary["study_params"] == p).any()}
+    missing = [rule for rule, _ in RULES.values() if rule not in covered]
+    if missing and found:
+        lines += [
+            "",
+            f"Not judged here, as no study sweeps that setting alone: {', '.join(missing)}.",
+        ]
+    others = other_studies(summary)
+    if others:
+        lines += ["", "## Other studies", "", *others]
+    if sections:
+        lines += ["", *sections]
+    lines += ["", *comparison_section(comparison)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def counts(found: list[Finding]) -> dict:
+    """Verdict counts, for the DVC metrics."""
+    return {
+        v.replace(" ", "_"): sum(f.verdict == v for f in found)
+        for v in (HOLDS, CONTRADICTED, NO_DIFFERENCE, INCONCLUSIVE)
+    }
+
+
+def write_report(
+    out: str | Path,
+    found: list[Finding],
+    summary: pd.DataFrame,
+    comparison: pd.DataFrame,
+    sections: list[str] = (),
+) -> None:
+    """Write ``findings.md`` and the verdict counts (``findings.json``) beside it."""
+    atomic_write_text(out, render_markdown(found, summary, comparison, sections))
+    atomic_write_json(Path(out).with_name("findings.json"), {"verdicts": counts(found)})
