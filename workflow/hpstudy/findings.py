@@ -15,20 +15,16 @@ import yaml
 
 from hpstudy.report.claims import MARGIN, Context, Finding
 from hpstudy.report.findings_report import audit_section, selection_section, write_report
-from hpstudy.report.post_claims import RULES
+from hpstudy.report.post_claims import post_findings
 from hpstudy.tables import read_table, read_tables
 
 __all__ = ["Context", "Finding", "compute_findings", "main", "write_findings"]
 
 
 def compute_findings(ctx: Context) -> list[Finding]:
-    """Every verdict for the studies that sweep one of the post's settings alone."""
-    found: list[Finding] = []
-    studies = ctx.summary.drop_duplicates("study")[["study", "study_params"]]
-    for param, (_, judge) in RULES.items():
-        for study in studies.loc[studies["study_params"] == param, "study"]:
-            found += judge(ctx, study)
-    return found
+    """Every verdict for the studies that sweep one of the post's settings alone: the post's
+    claims, the post's rules applied to a user's study, and our own checks beyond the post."""
+    return post_findings(ctx)
 
 
 def write_findings(

@@ -19,7 +19,7 @@ from hpstudy.formatting import (
     setting_label,
     sort_key,
 )
-from hpstudy.report.claims import Finding, points_text
+from hpstudy.report.claims import APPLIED, BEYOND, NOT_TESTABLE, POST, Finding, points_text
 from hpstudy.report.post_claims import RULES
 from hpstudy.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, NO_DIFFERENCE, Interval
 from hpstudy.tables import final_accuracies
@@ -35,16 +35,47 @@ def verdict_cell(f: Finding) -> str:
     return text
 
 
-def verdict_table(found: list[Finding]) -> list[str]:
-    lines = [
-        "| rule | claim | verdict | effect (95% CI) | seeds | margin |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for f in found:
-        lines.append(
-            f"| {f.rule} | {f.claim} | {verdict_cell(f)} | {f.effect} | {f.seeds} | {f.margin} |"
-        )
-    return lines
+TABLES = (
+    (POST, "The post's claims, as the post makes them"),
+    (APPLIED, "The post's rules, applied to your study"),
+    (BEYOND, "Beyond the post: checks of our own"),
+)
+
+
+def verdict_table(found: list[Finding], table: str) -> list[str]:
+    """One of the three verdict tables (the post's claims beside its sentence)."""
+    rows = [f for f in found if f.table == table]
+    if not rows:
+        return []
+    says = table != BEYOND
+    looks = any(f.looks for f in rows)
+    head = ["rule", *(["the post says"] * says), "claim tested", "verdict", "effect (CI)",
+            "seeds", "margin", *(["looks"] * looks)]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for f in rows:
+        cells = [f.rule, *([f.says] * says), f"{f.claim} (`{f.study}`)", verdict_cell(f),
+                 f.effect, f.seeds, f.margin, *([f.looks] * looks)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def method_text(n_runs: int, seeds: int, level_note: str) -> str:
+    """How the verdicts are reached, in one paragraph under the tables."""
+    return (
+        f"Computed by `hpstudy findings` from {n_runs} runs (up to {seeds} seeds per setting). "
+        f"Each row's interval is {level_note} for that claim alone. A verdict compares it with "
+        "a practical margin in the claimed direction: **holds** (beyond it), **contradicted** "
+        "(beyond it the other way), **no practical difference** (inside it, never on one seed "
+        "for a measured quantity), **inconclusive** otherwise; **not testable here** says why. "
+        "Groups run on the same seeds from the same initial weights in the same image order "
+        "(same model, kernel widths, image size, training split) are compared seed by seed "
+        "(paired); others by Welch's interval. Accuracy effects are differences of mean final "
+        "test accuracy, diverged runs counted at chance; a claim made of several comparisons "
+        "gets the weakest of their verdicts; a monotone claim holds when its extremes differ in "
+        "its direction and no adjacent step is contradicted (each step at alpha / steps). Loss "
+        "claims use a relative margin of 10%. Checks on each run's curves count the seeds in "
+        "which they hold."
+    )
 
 
 def other_studies(summary: pd.DataFrame) -> list[str]:
@@ -235,19 +266,14 @@ def render_markdown(
         summary["run_id"].nunique(),
         int(summary.groupby(["study", "name"])["run_id"].nunique().max()),
     )
-    lines = [
-        "# Findings: do the post's rules hold in this sweep?",
-        "",
-        *(verdict_table(found) + [""] if found else []),
-        f"Computed by `hpstudy findings` from {n_runs} runs (up to {seeds} seeds per setting). "
-        "Each verdict compares the 95% interval of its effect with a practical margin in the "
-        "claimed direction: **holds** (beyond it), **contradicted** (beyond it the other way), "
-        "**no practical difference** (inside it), **inconclusive** otherwise. Accuracy effects "
-        "are differences of mean final test accuracy, diverged runs counted at chance; trends "
-        "over three or more values fit a line through every (value, seed) point, on the log of "
-        "the value where the values span two decades or more. Checks on each run's curves "
-        "count the seeds in which they hold.",
-    ]
+    level_note = "a 95% interval"
+    if any(f.looks for f in found):
+        level_note = "a 95% interval (in a sequential sweep, each look's 1 - 0.05/K interval)"
+    lines = ["# Findings: do the post's rules hold in this sweep?", ""]
+    for table, title in TABLES:
+        rows = verdict_table(found, table)
+        lines += [f"## {title}", "", *rows] if rows else []
+    lines.append(method_text(n_runs, seeds, level_note))
     if any(f.verdict == INCONCLUSIVE for f in found):
         lines += [
             "",
@@ -260,13 +286,14 @@ def render_markdown(
             "No study here sweeps one of the post's settings (learning rate, batch "
             "size, kernel width, weight decay) alone, so no rule of the post is judged.",
         ]
+    lines += ["", "## The evidence, claim by claim"]
     for rule in dict.fromkeys(f.rule for f in found):
-        lines += ["", f"## {rule}", ""]
+        lines += ["", f"### {rule}", ""]
         for f in (f for f in found if f.rule == rule):
             lines.append(f"- **{f.verdict.upper()}**: {f.claim} (study `{f.study}`).")
             lines += [f"  - {e}" for e in f.evidence]
     covered = {RULES[p][0] for p in RULES if (summary["study_params"] == p).any()}
-    missing = [rule for rule, _ in RULES.values() if rule not in covered]
+    missing = [rule[0] for rule in RULES.values() if rule[0] not in covered]
     if missing and found:
         lines += [
             "",
@@ -285,7 +312,7 @@ def counts(found: list[Finding]) -> dict:
     """Verdict counts, for the DVC metrics."""
     return {
         v.replace(" ", "_"): sum(f.verdict == v for f in found)
-        for v in (HOLDS, CONTRADICTED, NO_DIFFERENCE, INCONCLUSIVE)
+        for v in (HOLDS, CONTRADICTED, NO_DIFFERENCE, INCONCLUSIVE, NOT_TESTABLE)
     }
 
 
