@@ -169,7 +169,8 @@ def selection_section(best: dict, final: pd.DataFrame | None) -> list[str]:
         "",
         f"Each study's winner, {best['note']}: the best mean {best['metric']} "
         f"({best['epoch']} epoch) over seeds, with its 95% interval; separable means the "
-        "interval of its lead over the runner-up excludes zero.",
+        "interval of its lead over the runner-up lies above twice the evaluation split's binomial "
+        "error (above zero for a loss).",
         "",
         "| study | winner | " + best["metric"] + " | runner-up | lead | separable |",
         "|---|---|---|---|---|---|",
@@ -186,6 +187,10 @@ def selection_section(best: dict, final: pd.DataFrame | None) -> list[str]:
         lead = "" if diff is None else points_text(Interval(**diff, seeds=0, method=""))
         if diff is not None and not is_acc:
             lead = f"{diff['effect']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}]"
+        if chosen.get("at_or_below_chance"):
+            score += f" **at or below chance ({pct(chosen['chance'])})**"
+        if chosen.get("collapsed_runs"):
+            score += f" ({chosen['collapsed_runs']} run(s) collapsed to one class)"
         cells = [
             f"`{study}`",
             _values_text(win["values"]),
@@ -208,6 +213,10 @@ def selection_section(best: dict, final: pd.DataFrame | None) -> list[str]:
             accuracy = pct_interval(
                 row.test_acc_mean, row.test_acc_low, row.test_acc_high, row.seeds
             )
+            if getattr(row, "at_or_below_chance", False):
+                accuracy += f" **at or below chance ({pct(row.chance)}): learned nothing**"
+            if getattr(row, "collapsed", 0):
+                accuracy += f" ({row.collapsed} run(s) collapsed: one class predicted)"
             lines.append(
                 f"| `{row.study}` | {row.winner} | {row.train_on} | {row.epochs} | {accuracy} |"
             )
