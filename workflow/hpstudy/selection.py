@@ -7,8 +7,8 @@ runner-up, and whether the two are separable (the 95 % interval of the winner's 
 above twice the evaluation split's binomial error: ``separable_margin``, 0 for a loss). A winner
 at or below chance (the largest class's share of the test split) says so
 (``at_or_below_chance``), as do ``final.csv`` and the findings; ``collapsed_runs`` counts its
-runs that predict one class only. Without validation numbers selection refuses, unless ``selection.on_test: true``: then it
-selects on the test split and every output says so.
+runs that predict one class only. Without validation numbers selection refuses, unless
+``selection.on_test: true``: then it selects on the test split and every output says so.
 
 A search (:mod:`hpstudy.search`) takes part as one more study: its trials are its points.
 
