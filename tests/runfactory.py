@@ -61,7 +61,8 @@ def write_run(
     train loss. The final predictions get right the test images ``correct`` says (default:
     the first ``final accuracy x test_count`` images); ``labels`` and ``pred`` give the saved
     test labels (default: the classes in turn) and predictions outright. ``val_acc`` gives the
-    run a validation curve (its loss mirrors the test loss); without it the validation columns are empty."""
+    run a validation curve (its loss mirrors the test loss); without it the validation
+    columns are empty."""
     data = {**POST_DATA, **(data or {})}
     full = identity.canonical_settings(settings)
     ident = identity.run_identity(full, seed)
