@@ -18,6 +18,7 @@ A verdict compares the interval with a practical margin in the claimed direction
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ class Interval:
         return Interval(self.effect * factor, low, high, self.seeds, self.method, self.single_seed)
 
 
+@functools.lru_cache(maxsize=4096)  # a sequential sweep's simulation asks for few distinct ones
 def t_quantile(df: float, level: float = LEVEL) -> float:
     """The two-sided t quantile for ``df`` degrees of freedom (the normal's for df = inf)."""
     if not math.isfinite(df):
