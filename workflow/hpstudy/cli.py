@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "compare": "hpstudy.compare",
     "figures": "hpstudy.figures",
     "findings": "hpstudy.findings",
+    "looks": "hpstudy.report.looks",
     "tensorboard": "hpstudy.tensorboard_log",
     "restore": "hpstudy.restore",
     "select": "hpstudy.selection",

@@ -36,16 +36,20 @@ def write_findings(
     final: str | Path | None = None,
     audit: str | Path | None = None,
     manifest: str | Path | None = None,
+    looks: str | Path | None = None,
 ) -> list[Finding]:
     """Compute the verdicts from the tables in ``tables``; write ``findings.md`` and the
     verdict counts (``findings.json``) beside it. ``best`` (best.yaml) and ``final``
     (final.csv) add the selection section, ``audit`` (audit.json, with the data's
-    ``manifest``) the data audit."""
+    ``manifest``) the data audit; ``looks`` (a sequential sweep's last look) replaces each
+    sequential claim's verdict by the one its looks reached."""
     summary, metrics, comparison = read_tables(
         tables, "summary.csv", "metrics.csv", "comparison.csv"
     )
     ctx = Context(summary, metrics, Path(runs_dir) if runs_dir else None, margin)
     found = compute_findings(ctx)
+    if looks:
+        settle(found, json.loads(Path(looks).read_text())["claims"])
     sections = []
     if best:
         final_rows = read_table(final) if final else None
@@ -55,6 +59,18 @@ def write_findings(
         sections += audit_section(json.loads(Path(audit).read_text()), facts)
     write_report(out, found, summary, comparison, sections)
     return found
+
+
+def settle(found: list[Finding], claims: dict) -> None:
+    """Give each claim a sequential sweep settled the verdict, effect and evidence of the look
+    where it stopped, and say which look that was and why it stopped."""
+    for f in found:
+        state = claims.get(f"{f.study}/{f.key}")
+        if state is None:
+            continue
+        for name in ("verdict", "effect", "seeds", "margin", "resolve", "looks", "settings"):
+            setattr(f, name, state[name])
+        f.evidence = [f"sequential: {state['looks']}", *state["evidence"]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--final", help="final.csv, for the final runs' test accuracy")
     parser.add_argument("--audit", help="the data's audit.json, for the audit section")
     parser.add_argument("--manifest", help="the data's manifest (what drop_leaks removed)")
+    parser.add_argument("--looks", help="a sequential sweep's last look (look-<k>.json)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     found = write_findings(
@@ -78,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         args.final,
         args.audit,
         args.manifest,
+        args.looks,
     )
     for f in found:
         print(f"{f.verdict:>24}: {f.rule}: {f.claim}")

@@ -79,6 +79,7 @@ rule findings:
         selected=SELECTED,
         audit=LAYOUT.audit(VARIANT),
         manifest=LAYOUT.manifest(VARIANT),
+        looks=LAST_LOOK,
     output:
         findings=report(
             LAYOUT.table("findings.md"),
@@ -96,10 +97,11 @@ rule findings:
         margin=config["findings"]["margin"],
         selected=(f" --best {BEST}" if SELECTION else "")
         + (f" --final {FINAL_TABLE}" if FINAL else ""),
+        looks=" --looks " + shlex.quote(LAST_LOOK[0]) if LAST_LOOK else "",
     shell:
         f"{HPSTUDY} findings --tables {LAYOUT.results} --runs-dir {LAYOUT.runs}"
         " --margin {params.margin}{params.selected} --audit {input.audit}"
-        " --manifest {input.manifest} --out {output.findings} > {log} 2>&1"
+        " --manifest {input.manifest}{params.looks} --out {output.findings} > {log} 2>&1"
 
 
 rule figure:
