@@ -70,7 +70,7 @@ def test_a_look_file_is_an_added_runs_file_and_findings_report_the_looks(tmp_pat
     plan = ",".join(map(str, schedule(3, 2, 5)))
     out = [tmp_path / "findings" / "looks" / f"look-{k}.json" for k in (0, 1)]
     base = ["looks", "--runs-dir", str(sweep.runs_dir), "--membership", str(membership),
-            "--looks", plan, "--margin", "0.02"]  # fmt: skip
+            "--looks", plan, "--margin", "0.02", "--findings"]  # fmt: skip
     assert cli_main([*base, "--look", "0", "--out", str(out[0])]) == 0
     look0 = json.loads(out[0].read_text())
     assert look0["source"] == looks.SOURCE and look0["runs"]

@@ -23,7 +23,7 @@ COMMANDS: dict[str, str] = {
     "compare": "hpstudy.compare",
     "figures": "hpstudy.figures",
     "findings": "hpstudy.findings",
-    "looks": "hpstudy.report.looks",
+    "looks": "hpstudy.tuning.settle",
     "tensorboard": "hpstudy.tensorboard_log",
     "restore": "hpstudy.restore",
     "select": "hpstudy.selection",

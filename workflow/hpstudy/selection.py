@@ -121,7 +121,9 @@ def chance_flags(rows: pd.DataFrame, mean: float, metric: str) -> dict:
     return {"chance": float(share), "at_or_below_chance": at_chance, "collapsed_runs": collapsed}
 
 
-def select_study(rows, metrics, column, higher, metric, epoch_rule) -> tuple[dict, str]:
+def select_study(
+    rows, metrics, column, higher, metric, epoch_rule, level=stats.LEVEL
+) -> tuple[dict, str]:
     """One study's winner, runner-up and whether they are separable; and a run of the
     winner (whose settings the final runs take)."""
     keys = study_params(rows.iloc[0])
@@ -141,7 +143,7 @@ def select_study(rows, metrics, column, higher, metric, epoch_rule) -> tuple[dic
     margin = split_margin(winner_rows, winner["mean"], metric)
     chosen["separable_margin"] = margin
     if runner and winner["seeds"] >= 2 and runner["seeds"] >= 2:
-        diff = stats.welch(winner["scores"], runner["scores"])
+        diff = stats.welch(winner["scores"], runner["scores"], level)
         gain = (diff.low, diff.high) if higher else (-diff.high, -diff.low)
         chosen["difference"] = {"effect": diff.effect, "low": diff.low, "high": diff.high}
         # the lead's interval clears twice the evaluation split's binomial error (zero for a
@@ -155,9 +157,11 @@ def select_study(rows, metrics, column, higher, metric, epoch_rule) -> tuple[dic
     return chosen, str(winner_rows["run_id"].iloc[0])
 
 
-def select(summary: pd.DataFrame, metrics: pd.DataFrame, selection: dict) -> tuple[dict, dict]:
+def select(
+    summary: pd.DataFrame, metrics: pd.DataFrame, selection: dict, level: float = stats.LEVEL
+) -> tuple[dict, dict]:
     """``best.yaml``'s content (per study: the winner, its interval, the runner-up), and per
-    study the run id of one of the winner's runs."""
+    study the run id of one of the winner's runs (intervals of the lead at ``level``)."""
     has_val = "final_val_acc" in summary and bool(summary["final_val_acc"].notna().any())
     column, higher, metric = selection_column(selection, has_val, "this config's sweep")
     on_test = metric.startswith("test_")
@@ -171,7 +175,7 @@ def select(summary: pd.DataFrame, metrics: pd.DataFrame, selection: dict) -> tup
         if not on_test and not rows[column].notna().any():
             raise HpstudyError(NO_VALIDATION.format(what=f"study {study!r}"))
         best["studies"][study], winners[study] = select_study(
-            rows, metrics, column, higher, metric, best["epoch"]
+            rows, metrics, column, higher, metric, best["epoch"], level
         )
     return best, winners
 
@@ -279,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="each search's folder: its trials compete as one more study",
     )
+    parser.add_argument("--looks", nargs="*", default=[], help="selection.sequential's looks")
+    parser.add_argument("--membership", help="the config's study membership (with --looks)")
     parser.add_argument("--out", required=True, help="best.yaml")
     args = parser.parse_args(argv)
     folders = [args.tables] * bool(args.tables) + args.search_tables
@@ -287,7 +293,17 @@ def main(argv: list[str] | None = None) -> int:
     frames = [read_tables(Path(f), "summary.csv", "metrics.csv") for f in folders]
     summary = pd.concat([f[0] for f in frames], ignore_index=True)
     metrics = pd.concat([f[1] for f in frames], ignore_index=True)
+    claims = {}
+    if args.looks:  # selection.sequential: each study on the seeds its looks stopped at
+        from hpstudy.tuning import settle  # the looks read the report; only this path needs it
+
+        summary, metrics, claims = settle.settled_tables(args.runs_dir, args.membership, args.looks)
     best, winners = select(summary, metrics, json.loads(args.selection))
+    for study, chosen in best["studies"].items():
+        state = claims.get(f"{study}/selection-separable")
+        if state:  # decided at the look's own level: the sequential verdict is the one
+            chosen["separable"] = state["verdict"] == stats.HOLDS
+            chosen["sequential"] = state["looks"]
     if args.final is not None:
         if not args.added_out:
             parser.error("--final needs --added-out")

@@ -5,13 +5,30 @@
 # last look's file holds each claim's verdict, the looks and seeds it took and why it stopped.
 from hpstudy.report.sequential import schedule
 
+# findings.sequential sets the looks; selection.sequential alone sets them when it is off
 SEQUENTIAL = config["findings"].get("sequential")
+SELECT_SEQUENTIAL = (SELECTION or {}).get("sequential") if GRID else None
+_LOOKS_FROM = SEQUENTIAL or SELECT_SEQUENTIAL
 LOOKS = (
-    schedule(len(config["seeds"]), SEQUENTIAL.get("step", 2), SEQUENTIAL["max_seeds"])
-    if SEQUENTIAL and GRID
+    schedule(len(config["seeds"]), _LOOKS_FROM.get("step", 2), _LOOKS_FROM["max_seeds"])
+    if _LOOKS_FROM and GRID
     else []
 )
-LAST_LOOK = [LAYOUT.look(len(LOOKS) - 1)] if LOOKS else []
+ALL_LOOKS = [LAYOUT.look(k) for k in range(len(LOOKS))]
+LAST_LOOK = ALL_LOOKS[-1:] if SEQUENTIAL and GRID else []
+# what the select rules add when selection.sequential is on: every look, and the membership
+SELECT_LOOKS = ALL_LOOKS if SELECT_SEQUENTIAL else []
+SELECT_LOOKS_ARG = (
+    " --looks "
+    + " ".join(map(shlex.quote, ALL_LOOKS))
+    + " --membership "
+    + shlex.quote(MEMBERSHIP)
+    if SELECT_SEQUENTIAL
+    else ""
+)
+LOOK_CLAIMS_ARG = (" --findings" if SEQUENTIAL else "") + (
+    " --selection " + shlex.quote(json.dumps(SELECTION)) if SELECT_SEQUENTIAL else ""
+)
 
 
 wildcard_constraints:
@@ -49,7 +66,8 @@ if LOOKS:
             membership=MEMBERSHIP,
             looks=",".join(map(str, LOOKS)),
             margin=config["findings"]["margin"],
+            claims=LOOK_CLAIMS_ARG,
         shell:
             f"{HPSTUDY} looks --runs-dir {{params.runs:q}} --membership {{params.membership:q}}"
             " --look {wildcards.look:q} --looks {params.looks:q} --previous {input.previous:q}"
-            " --margin {params.margin:q} --out {output:q} > {log:q} 2>&1"
+            " --margin {params.margin:q}{params.claims} --out {output:q} > {log:q} 2>&1"

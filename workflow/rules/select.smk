@@ -15,6 +15,7 @@ if FINAL:
                 for name in SEARCHES
                 for table in ("summary.csv", "metrics.csv")
             ],
+            looks=SELECT_LOOKS,
         output:
             best=report(
                 BEST,
@@ -31,7 +32,7 @@ if FINAL:
         params:
             selection=json.dumps(SELECTION),
             final=json.dumps(FINAL),
-            sources=SELECT_TABLES_ARG,
+            sources=SELECT_TABLES_ARG + SELECT_LOOKS_ARG,
         shell:
             f"{HPSTUDY} select{{params.sources}} --runs-dir {LAYOUT.runs}"
             " --selection {params.selection:q} --final {params.final:q}"
@@ -68,6 +69,7 @@ elif SELECTION:
                 for name in SEARCHES
                 for table in ("summary.csv", "metrics.csv")
             ],
+            looks=SELECT_LOOKS,
         output:
             best=report(
                 BEST,
@@ -82,7 +84,7 @@ elif SELECTION:
             CONDA_ENV
         params:
             selection=json.dumps(SELECTION),
-            sources=SELECT_TABLES_ARG,
+            sources=SELECT_TABLES_ARG + SELECT_LOOKS_ARG,
         shell:
             f"{HPSTUDY} select{{params.sources}} --runs-dir {LAYOUT.runs}"
             " --selection {params.selection:q} --out {output.best}"

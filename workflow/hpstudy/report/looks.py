@@ -1,4 +1,5 @@
-"""``hpstudy looks``: one look of a sequential sweep (:mod:`hpstudy.report.sequential`).
+"""One look of a sequential sweep (:mod:`hpstudy.report.sequential`; the command is
+``hpstudy looks``, :mod:`hpstudy.tuning.settle`).
 
 Look k reads every run so far (the config's, and those earlier looks added), judges each claim
 still open on exactly the first n_k seeds of its settings with a (1 - 0.05/K) interval, and
@@ -14,14 +15,13 @@ from its runner-up (on the validation metric), adding seeds to the two.
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
-from hpstudy import added, aggregate, identity
+from hpstudy import aggregate, identity
 from hpstudy.plan import make_run
 from hpstudy.report.claims import NO_VERDICT, NOT_TESTABLE, Context, Finding
 from hpstudy.report.post_claims import post_findings
@@ -62,11 +62,14 @@ def claim_id(f: Finding) -> str:
     return f"{f.study}/{f.key}"
 
 
-def judge_look(ctx: Context, k: int, looks: list[int], state: dict) -> dict:
+def judge_look(
+    ctx: Context, k: int, looks: list[int], state: dict, extra=None, findings: bool = True
+) -> dict:
     """The claims' state after look ``k`` (0-based): those settled earlier keep their verdict;
-    the others get this look's."""
+    the others get this look's: the findings' claims (with ``findings``) and those
+    ``extra(ctx)`` gives (a selection's)."""
     new = {}
-    for f in post_findings(ctx):
+    for f in (post_findings(ctx) if findings else []) + (extra(ctx) if extra else []):
         if not f.interval or f.verdict in (NOT_TESTABLE, NO_VERDICT):
             continue  # only interval claims are sequential
         cid = claim_id(f)
@@ -107,35 +110,13 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def look(runs_dir, membership, previous, k, looks, margin) -> dict:
-    """Look ``k``: the claims' state and the runs to add for the next look."""
+def look(runs_dir, membership, previous, k, looks, margin, extra=None, findings=True) -> dict:
+    """Look ``k``: the claims' state and the runs to add for the next look (``extra(ctx)``:
+    more claims to settle, e.g. a selection's)."""
     runs_dir = Path(runs_dir)
     summary, metrics = tables(runs_dir, extended_membership(membership, previous))
     ctx = Context(first_seeds(summary, looks[k]), metrics, runs_dir, margin, look_level(len(looks)))
-    state = judge_look(ctx, k, looks, previous[-1]["claims"] if previous else {})
+    state = judge_look(ctx, k, looks, previous[-1]["claims"] if previous else {}, extra, findings)
     open_names = {n for c in state.values() if c["status"] == OPEN for n in c["settings"]}
     runs = next_runs(summary, runs_dir, open_names, looks[k + 1]) if open_names else []
     return {"look": k + 1, "looks": looks, "seeds": looks[k], "claims": state, "runs": runs}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``hpstudy looks``: one look of a sequential sweep."""
-    parser = argparse.ArgumentParser(prog="hpstudy looks", description=main.__doc__)
-    parser.add_argument("--runs-dir", required=True)
-    parser.add_argument("--membership", required=True, help="the config's study membership")
-    parser.add_argument("--look", type=int, required=True, help="this look (0-based)")
-    parser.add_argument("--looks", required=True, help="the looks' seed counts: 3,5,7,9,10")
-    parser.add_argument("--previous", nargs="*", default=[], help="the earlier looks' files")
-    parser.add_argument("--margin", type=float, required=True)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    looks = [int(n) for n in args.looks.split(",")]
-    previous = [json.loads(Path(p).read_text()) for p in args.previous]
-    membership = json.loads(Path(args.membership).read_text())
-    result = look(args.runs_dir, membership, previous, args.look, looks, args.margin)
-    facts = {k: v for k, v in result.items() if k != "runs"}
-    added.write(args.out, SOURCE, result["runs"], **facts)
-    settled = sum(c["status"] != OPEN for c in result["claims"].values())
-    print(f"look {args.look + 1} of {len(looks)} ({looks[args.look]} seeds): {settled} of "
-          f"{len(result['claims'])} claims settled, {len(result['runs'])} runs added")  # fmt: skip
-    return 0
