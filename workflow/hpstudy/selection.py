@@ -35,6 +35,7 @@ from hpstudy.aggregate import run_checks
 from hpstudy.atomic import atomic_write_text
 from hpstudy.errors import HpstudyError
 from hpstudy.formatting import format_value, pct, pct_interval, sort_key
+from hpstudy.report import looks
 from hpstudy.tables import read_tables, study_params, write_table
 
 ON_TEST = "selected on the test set"
@@ -295,12 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     metrics = pd.concat([f[1] for f in frames], ignore_index=True)
     claims = {}
     if args.looks:  # selection.sequential: each study on the seeds its looks stopped at
-        from hpstudy.tuning import settle  # the looks read the report; only this path needs it
-
-        summary, metrics, claims = settle.settled_tables(args.runs_dir, args.membership, args.looks)
+        summary, metrics, claims = looks.settled_tables(args.runs_dir, args.membership, args.looks)
     best, winners = select(summary, metrics, json.loads(args.selection))
     for study, chosen in best["studies"].items():
-        state = claims.get(f"{study}/selection-separable")
+        state = claims.get(f"{study}/{looks.SEPARABLE}")
         if state:  # decided at the look's own level: the sequential verdict is the one
             chosen["separable"] = state["verdict"] == stats.HOLDS
             chosen["sequential"] = state["looks"]

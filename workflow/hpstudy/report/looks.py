@@ -29,6 +29,7 @@ from hpstudy.report.sequential import DECIDED, LIMIT, look_level
 from hpstudy.stats import INCONCLUSIVE
 
 SOURCE = "findings look"
+SEPARABLE = "selection-separable"  # the claim a look settles for selection.sequential
 OPEN = "open"
 
 
@@ -120,3 +121,22 @@ def look(runs_dir, membership, previous, k, looks, margin, extra=None, findings=
     open_names = {n for c in state.values() if c["status"] == OPEN for n in c["settings"]}
     runs = next_runs(summary, runs_dir, open_names, looks[k + 1]) if open_names else []
     return {"look": k + 1, "looks": looks, "seeds": looks[k], "claims": state, "runs": runs}
+
+
+def settled_tables(runs_dir, membership, look_files) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The summary and metrics a sequential selection selects on (each study on the seeds its
+    looks stopped at), and the last look's claims."""
+    previous = [json.loads(Path(p).read_text()) for p in look_files]
+    members = extended_membership(json.loads(Path(membership).read_text()), previous)
+    summary, metrics = tables(Path(runs_dir), members)
+    claims = previous[-1]["claims"]
+    return settled_selection(summary, claims, previous[0]["seeds"]), metrics, claims
+
+
+def settled_selection(summary: pd.DataFrame, claims: dict, n0: int) -> pd.DataFrame:
+    """Each study's rows on the seeds its selection claim stopped at (n0 where it had none)."""
+    parts = []
+    for study, rows in summary.groupby("study", sort=False):
+        n = claims.get(f"{study}/{SEPARABLE}", {}).get("n", n0)
+        parts.append(first_seeds(rows, n))
+    return pd.concat(parts, ignore_index=True)

@@ -10,15 +10,11 @@ import argparse
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from hpstudy import added, selection
 from hpstudy.formatting import points_size
 from hpstudy.report import looks
 from hpstudy.report.claims import BEYOND, Context, Finding
 from hpstudy.stats import HOLDS, INCONCLUSIVE
-
-SEPARABLE = "selection-separable"
 
 
 def selection_claims(config: dict):
@@ -35,7 +31,7 @@ def selection_claims(config: dict):
             diff = chosen["difference"]
             f = Finding(
                 "Selection", f"the winner of `{study}` separates from its runner-up",
-                HOLDS if chosen["separable"] else INCONCLUSIVE, study=study, key=SEPARABLE,
+                HOLDS if chosen["separable"] else INCONCLUSIVE, study=study, key=looks.SEPARABLE,
                 table=BEYOND, interval=True, settings=[win["run_name"], runner["run_name"]],
                 effect=f"{diff['effect']:+.4f} [{diff['low']:+.4f}, "
                 f"{diff['high']:+.4f}]", seeds=str(win["seeds"]),
@@ -45,25 +41,6 @@ def selection_claims(config: dict):
         return found
 
     return claims
-
-
-def settled_tables(runs_dir, membership, look_files) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """The summary and metrics a sequential selection selects on (each study on the seeds its
-    looks stopped at), and the last look's claims."""
-    previous = [json.loads(Path(p).read_text()) for p in look_files]
-    members = looks.extended_membership(json.loads(Path(membership).read_text()), previous)
-    summary, metrics = looks.tables(Path(runs_dir), members)
-    claims = previous[-1]["claims"]
-    return settled_selection(summary, claims, previous[0]["seeds"]), metrics, claims
-
-
-def settled_selection(summary: pd.DataFrame, claims: dict, n0: int) -> pd.DataFrame:
-    """Each study's rows on the seeds its selection claim stopped at (n0 where it had none)."""
-    parts = []
-    for study, rows in summary.groupby("study", sort=False):
-        n = claims.get(f"{study}/{SEPARABLE}", {}).get("n", n0)
-        parts.append(looks.first_seeds(rows, n))
-    return pd.concat(parts, ignore_index=True)
 
 
 def main(argv: list[str] | None = None) -> int:
