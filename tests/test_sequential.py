@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hpstudy.config import validate_config
+from hpstudy.errors import HpstudyError
 from hpstudy.report.sequential import LIMIT, decide_sequentially, look_level, schedule
 from hpstudy.stats import CONTRADICTED, HOLDS, INCONCLUSIVE
 
@@ -48,3 +50,18 @@ def test_a_claim_stops_at_its_first_decided_look_or_at_the_limit():
     noisy = decide_sequentially([0.1, -0.1, 0.05, -0.05, 0.0], [0.0] * 5, [3, 5], MARGIN)
     assert noisy.verdict == INCONCLUSIVE and noisy.reason == LIMIT and noisy.seeds == 5
     assert noisy.text() == "look 2 of 2, 5 seeds: limit reached"
+
+
+def test_sequential_looks_are_off_by_default_and_checked():
+    base = {
+        "dataset": {"source": "digits", "name": "digits", "image_size": 48},
+        "studies": {"bs": {"param": "batch_size", "values": [10, 450]}},
+    }
+    assert validate_config(base)["findings"].get("sequential") is None
+    on = validate_config({**base, "findings": {"sequential": {"max_seeds": 10, "step": 2}}})
+    assert on["findings"]["sequential"] == {"max_seeds": 10, "step": 2}
+    for bad in ({"step": 2}, {"max_seeds": 1}, {"max_seeds": 10, "steps": 2}):
+        with pytest.raises(HpstudyError, match="sequential"):
+            validate_config({**base, "findings": {"sequential": bad}})
+    with pytest.raises(HpstudyError, match="sequential"):
+        validate_config({**base, "selection": {"sequential": {"max_seeds": "ten"}}})
