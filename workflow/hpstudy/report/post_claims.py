@@ -337,8 +337,8 @@ def conclusion(ctx: Context) -> list[Finding]:
         missing = "learning-rate study of ResNet18" if resnet.empty else "custom-CNN run"
         return [not_testable(f, f"the sweep has no {missing}")]
     worst = min(values_of(resnet, "lr"), key=lambda v: mean_accuracy(resnet, "lr", v))
-    means = custom.groupby("name").apply(lambda g: float(np.mean(final_accuracies(g))))
-    best = str(means.idxmax())
+    means = {str(n): float(np.mean(final_accuracies(g))) for n, g in custom.groupby("name")}
+    best = max(means, key=means.get)
     f.study = str(resnet["study"].iloc[0])
     two_group_claim(
         ctx,
