@@ -288,3 +288,18 @@ def test_10_per_run_checks_scale_with_the_test_split_and_a_users_lr_study_is_app
     text = render_markdown(found, summary, summary.iloc[0:0].assign(kind=[]))
     assert "## The post's rules, applied to your study" in text
     assert "## The post's claims" not in text
+
+
+def test_pairing_is_by_design_and_the_evidence_names_it(tmp_path):
+    finals = {10: (0.85, 0.80, 0.90), 450: (0.80, 0.76, 0.84)}  # seeds move both alike
+    sweep = Sweep(tmp_path)
+    sweep.study("bs", "batch_size", list(finals), seeds=(0, 1, 2), epochs=3,
+                curves=lambda bs, s: {"test_acc": ends_at(finals[bs][s], 3)})  # fmt: skip
+    sweep.study("kw", "kernel_width", [[3] * 3, [7] * 3], seeds=(0, 1, 2), epochs=3,
+                curves=lambda kw, s: {"test_acc": ends_at((0.85, 0.80, 0.90)[s], 3)})  # fmt: skip
+    found = judge(sweep)
+    paired = verdict(found, "smaller-higher")
+    assert "paired by seed, 3 pairs, correlation 1.00" in paired.evidence[-1]
+    assert paired.verdict == HOLDS  # Welch over these spreads would stay inconclusive
+    welch = verdict(found, "wider-higher")
+    assert "Welch (not paired by design)" in welch.evidence[-1]
