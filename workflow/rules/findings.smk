@@ -18,16 +18,18 @@ ALL_LOOKS = [LAYOUT.look(k) for k in range(len(LOOKS))]
 LAST_LOOK = ALL_LOOKS[-1:] if SEQUENTIAL and GRID else []
 # what the select rules add when selection.sequential is on: every look, and the membership
 SELECT_LOOKS = ALL_LOOKS if SELECT_SEQUENTIAL else []
+_QUOTED_LOOKS = " ".join(map(shlex.quote, ALL_LOOKS))
 SELECT_LOOKS_ARG = (
-    " --looks "
-    + " ".join(map(shlex.quote, ALL_LOOKS))
-    + " --membership "
-    + shlex.quote(MEMBERSHIP)
+    f" --looks {_QUOTED_LOOKS} --membership {shlex.quote(MEMBERSHIP)}"
     if SELECT_SEQUENTIAL
     else ""
 )
-LOOK_CLAIMS_ARG = (" --findings" if SEQUENTIAL else "") + (
-    " --selection " + shlex.quote(json.dumps(SELECTION)) if SELECT_SEQUENTIAL else ""
+_SELECTION_JSON = shlex.quote(json.dumps(SELECTION)) if SELECT_SEQUENTIAL else ""
+LOOK_CLAIMS_ARG = "".join(
+    (
+        " --findings" if SEQUENTIAL else "",
+        f" --selection {_SELECTION_JSON}" if SELECT_SEQUENTIAL else "",
+    )
 )
 
 

@@ -97,7 +97,7 @@ rule findings:
         margin=config["findings"]["margin"],
         selected=(f" --best {BEST}" if SELECTION else "")
         + (f" --final {FINAL_TABLE}" if FINAL else ""),
-        looks=" --looks " + shlex.quote(LAST_LOOK[0]) if LAST_LOOK else "",
+        looks=f" --looks {shlex.quote(LAST_LOOK[0])}" if LAST_LOOK else "",
     shell:
         f"{HPSTUDY} findings --tables {LAYOUT.results} --runs-dir {LAYOUT.runs}"
         " --margin {params.margin}{params.selected} --audit {input.audit}"

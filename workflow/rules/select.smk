@@ -32,7 +32,7 @@ if FINAL:
         params:
             selection=json.dumps(SELECTION),
             final=json.dumps(FINAL),
-            sources=SELECT_TABLES_ARG + SELECT_LOOKS_ARG,
+            sources=f"{SELECT_TABLES_ARG}{SELECT_LOOKS_ARG}",
         shell:
             f"{HPSTUDY} select{{params.sources}} --runs-dir {LAYOUT.runs}"
             " --selection {params.selection:q} --final {params.final:q}"
@@ -84,7 +84,7 @@ elif SELECTION:
             CONDA_ENV
         params:
             selection=json.dumps(SELECTION),
-            sources=SELECT_TABLES_ARG + SELECT_LOOKS_ARG,
+            sources=f"{SELECT_TABLES_ARG}{SELECT_LOOKS_ARG}",
         shell:
             f"{HPSTUDY} select{{params.sources}} --runs-dir {LAYOUT.runs}"
             " --selection {params.selection:q} --out {output.best}"
