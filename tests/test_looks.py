@@ -57,7 +57,7 @@ def test_looks_add_seeds_to_open_claims_only_and_stop_at_a_decision(tmp_path):
     # the accuracy claim holds at the second look, on five seeds, and adds nothing after it
     accuracy = state["bs/smaller-higher"]
     assert (accuracy["status"], accuracy["verdict"], accuracy["n"]) == (DECIDED, HOLDS, 5)
-    assert accuracy["looks"] == f"look 2 of {len(plan)}, 5 seeds: decided"
+    assert accuracy["looks"] == f"look 2 of {len(plan)}, 5 seeds, 98.75% intervals: decided"
     assert all(look["runs"] == [] for look in previous[1:])
 
 

@@ -52,7 +52,9 @@ def test_findings_settle_themselves_over_looks(tiny_copy):
     assert {e["run_id"].split("/")[1] for e in looks[0]["runs"]} == opened
     text = (workdir / "results/tiny/findings.md").read_text()
     assert "| looks |" in text
-    assert "look 1 of 2, 2 seeds: decided" in text or "look 2 of 2, 4 seeds" in text
+    assert (
+        "look 1 of 2, 2 seeds, 97.5% intervals: decided" in text or "look 2 of 2, 4 seeds" in text
+    )
     assert_settled_rerun_does_nothing(workdir, config)
 
 

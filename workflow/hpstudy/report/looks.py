@@ -78,7 +78,8 @@ def judge_look(
             new[cid] = state[cid]
             continue
         status = DECIDED if f.verdict != INCONCLUSIVE else (LIMIT if k == len(looks) - 1 else OPEN)
-        f.looks = f"look {k + 1} of {len(looks)}, {looks[k]} seeds: {status}"
+        level = f"{ctx.level * 100:.4g}% intervals"
+        f.looks = f"look {k + 1} of {len(looks)}, {looks[k]} seeds, {level}: {status}"
         new[cid] = {**asdict(f), "status": status, "look": k + 1, "n": looks[k]}
     return new
 
