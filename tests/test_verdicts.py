@@ -303,3 +303,13 @@ def test_pairing_is_by_design_and_the_evidence_names_it(tmp_path):
     assert paired.verdict == HOLDS  # Welch over these spreads would stay inconclusive
     welch = verdict(found, "wider-higher")
     assert "Welch (not paired by design)" in welch.evidence[-1]
+
+
+def test_tables_built_before_the_instability_columns_are_judged_alike(tmp_path):
+    exploding = [1.6, 1.2, 1e9, 0.9, 0.8, 0.7]
+    sweep = lr_study(tmp_path, extra=lambda lr, s: {"train_loss": exploding} if lr == 1e-2 else {})
+    summary, metrics = sweep.tables()
+    old = summary.drop(columns=["unstable", "collapsed", "chance", "predicted_classes"])
+    ctx = findings.Context(old, metrics, sweep.runs_dir)
+    found = verdict(findings.compute_findings(ctx), "highest-erratic")
+    assert found.verdict == HOLDS and "train loss exploded" in found.evidence[0]

@@ -42,6 +42,7 @@ from hpstudy.formatting import (
     sort_key,
 )
 from hpstudy.layout import PREDICTIONS
+from hpstudy.run_files import instability
 from hpstudy.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, Interval
 from hpstudy.tables import final_accuracies
 
@@ -382,6 +383,22 @@ def per_run_claim(finding: Finding, flags: list[bool], evidence: list[str], crit
 def curve(metrics: pd.DataFrame, run_id: str) -> pd.DataFrame:
     """One run's per-epoch rows, in epoch order."""
     return metrics[metrics["run_id"] == run_id].sort_values("epoch")
+
+
+def unstable_reason(ctx: Context, run: pd.Series) -> str:
+    """Why a run is unstable (empty when it is not): the tables' ``unstable`` cell, or, for
+    tables built before that column existed, the same rule applied to its curve here."""
+    if "unstable" in run.index:
+        reason = run["unstable"]
+        return reason if isinstance(reason, str) else ""
+    rows = curve(ctx.metrics, run["run_id"]).to_dict("records")
+    correct = correctness(ctx, run["run_id"])
+    predicted = None
+    if correct is not None:
+        with np.load(ctx.runs_dir / run["run_id"] / PREDICTIONS) as saved:
+            predicted = int(len(np.unique(saved["pred"])))
+    test_count = int(run["test_count"]) if pd.notna(run.get("test_count")) else None
+    return instability(rows, int(run["num_classes"]), test_count, predicted) or ""
 
 
 def curve_values(ctx: Context, column: str, pick: Callable[[np.ndarray], float]):

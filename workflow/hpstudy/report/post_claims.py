@@ -39,6 +39,7 @@ from hpstudy.report.claims import (
     points_text,
     study_rows,
     two_group_claim,
+    unstable_reason,
     values_of,
 )
 from hpstudy.report.own_claims import megabytes, millions, total_parameters
@@ -172,8 +173,7 @@ def highest_erratic(ctx, rows, key, highest, make) -> Finding:
     )
     flags, evidence = [], []
     for _, run in at(rows, key, highest).iterrows():
-        reason = run.get("unstable")
-        reason = reason if isinstance(reason, str) and reason else ""
+        reason = unstable_reason(ctx, run)
         if bool(run["diverged"]):
             reason = "; ".join(filter(None, [f"diverged ({run.get('diverged_reason')})", reason]))
         flags.append(bool(reason))
