@@ -293,10 +293,22 @@ def test_10_per_run_checks_scale_with_the_test_split_and_a_users_lr_study_is_app
 def test_pairing_is_by_design_and_the_evidence_names_it(tmp_path):
     finals = {10: (0.85, 0.80, 0.90), 450: (0.80, 0.76, 0.84)}  # seeds move both alike
     sweep = Sweep(tmp_path)
-    sweep.study("bs", "batch_size", list(finals), seeds=(0, 1, 2), epochs=3,
-                curves=lambda bs, s: {"test_acc": ends_at(finals[bs][s], 3)})  # fmt: skip
-    sweep.study("kw", "kernel_width", [[3] * 3, [7] * 3], seeds=(0, 1, 2), epochs=3,
-                curves=lambda kw, s: {"test_acc": ends_at((0.85, 0.80, 0.90)[s], 3)})  # fmt: skip
+    sweep.study(
+        "bs",
+        "batch_size",
+        list(finals),
+        seeds=(0, 1, 2),
+        epochs=3,
+        curves=lambda bs, s: {"test_acc": ends_at(finals[bs][s], 3)},
+    )
+    sweep.study(
+        "kw",
+        "kernel_width",
+        [[3] * 3, [7] * 3],
+        seeds=(0, 1, 2),
+        epochs=3,
+        curves=lambda kw, s: {"test_acc": ends_at((0.85, 0.80, 0.90)[s], 3)},
+    )
     found = judge(sweep)
     paired = verdict(found, "smaller-higher")
     assert "paired by seed, 3 pairs, correlation 1.00" in paired.evidence[-1]
@@ -305,7 +317,7 @@ def test_pairing_is_by_design_and_the_evidence_names_it(tmp_path):
     assert "Welch (not paired by design)" in welch.evidence[-1]
 
 
-def test_tables_built_before_the_instability_columns_are_judged_alike(tmp_path):
+def test_tables_built_before_the_new_columns_are_judged_alike(tmp_path):
     exploding = [1.6, 1.2, 1e9, 0.9, 0.8, 0.7]
     sweep = lr_study(tmp_path, extra=lambda lr, s: {"train_loss": exploding} if lr == 1e-2 else {})
     summary, metrics = sweep.tables()
@@ -313,3 +325,25 @@ def test_tables_built_before_the_instability_columns_are_judged_alike(tmp_path):
     ctx = findings.Context(old, metrics, sweep.runs_dir)
     found = verdict(findings.compute_findings(ctx), "highest-erratic")
     assert found.verdict == HOLDS and "train loss exploded" in found.evidence[0]
+    # chance from the saved labels: 70 % of the test images are class 0
+    labels = (np.arange(3000) >= 2100).astype(int)
+    sweep = Sweep(tmp_path / "wd", data={"num_classes": 2})
+    sweep.study(
+        "wd",
+        "weight_decay",
+        [0.01, 1.0],
+        seeds=(0, 1, 2),
+        epochs=4,
+        batch_size=450,
+        curves=lambda wd, s: {
+            "labels": labels,
+            "test_acc": ends_at(0.9 if wd == 0.01 else 0.72, 4),
+        },
+    )
+    summary, metrics = sweep.tables()
+    old = summary.drop(columns=["chance"])
+    found = verdict(
+        findings.compute_findings(findings.Context(old, metrics, sweep.runs_dir)),
+        "extreme-underfits",
+    )
+    assert "midpoint of chance (70.0%" in " ".join(found.evidence)

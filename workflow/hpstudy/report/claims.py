@@ -100,11 +100,17 @@ def accuracy_margin(rows: pd.DataFrame, margin: float) -> float:
     return max(margin, 2 * stats.binomial_se(float(np.mean(final_accuracies(rows))), n))
 
 
-def chance(rows: pd.DataFrame) -> float:
-    """Chance on the test split: the largest class's share (1 / classes without the saved
-    predictions that tell it)."""
+def chance(rows: pd.DataFrame, ctx: Context | None = None) -> float:
+    """Chance on the test split: the largest class's share, from the tables or (tables built
+    before that column) the saved labels; 1 / classes without either."""
     if "chance" in rows and rows["chance"].notna().any():
         return float(rows["chance"].astype(float).max())
+    path = ctx.runs_dir / rows["run_id"].iloc[0] / PREDICTIONS if ctx and ctx.runs_dir else None
+    if path is not None and path.is_file():
+        with np.load(path) as saved:
+            labels = saved["label"].astype(int)
+        if len(labels):
+            return float(np.bincount(labels).max() / len(labels))
     return 1 / float(rows["num_classes"].iloc[0])
 
 

@@ -300,7 +300,7 @@ def weight_decay(ctx: Context, study: str, table: str) -> list[Finding]:
         f"the extreme weight decay ({format_value(values[-1])}) ends closer to chance than to "
         f"the normal one ({format_value(values[0])}), and far below it"
     )
-    p = chance(rows)
+    p = chance(rows, ctx)
     f.evidence.append("mean final test accuracy by value: " + by_value(rows, key, values))
     near, how = difference(
         ctx, extreme, normal, final_accuracies, value_b=lambda g: (final_accuracies(g) + p) / 2
