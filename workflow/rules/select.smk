@@ -15,6 +15,7 @@ if FINAL:
                 for name in SEARCHES
                 for table in ("summary.csv", "metrics.csv")
             ],
+            looks=SELECT_LOOKS,
         output:
             best=report(
                 BEST,
@@ -31,7 +32,7 @@ if FINAL:
         params:
             selection=json.dumps(SELECTION),
             final=json.dumps(FINAL),
-            sources=SELECT_TABLES_ARG,
+            sources=f"{SELECT_TABLES_ARG}{SELECT_LOOKS_ARG}",
         shell:
             f"{HPSTUDY} select{{params.sources}} --runs-dir {shlex.quote(LAYOUT.runs)}"
             " --selection {params.selection:q} --final {params.final:q}"
@@ -69,6 +70,7 @@ elif SELECTION:
                 for name in SEARCHES
                 for table in ("summary.csv", "metrics.csv")
             ],
+            looks=SELECT_LOOKS,
         output:
             best=report(
                 BEST,
@@ -83,7 +85,7 @@ elif SELECTION:
             CONDA_ENV
         params:
             selection=json.dumps(SELECTION),
-            sources=SELECT_TABLES_ARG,
+            sources=f"{SELECT_TABLES_ARG}{SELECT_LOOKS_ARG}",
         shell:
             f"{HPSTUDY} select{{params.sources}} --runs-dir {shlex.quote(LAYOUT.runs)}"
             " --selection {params.selection:q} --out {output.best:q} > {log:q} 2>&1"

@@ -85,3 +85,27 @@ def points(fraction: float) -> str:
 def setting_label(key: str) -> str:
     """A setting's name on an axis or in a sentence (its schema title)."""
     return schema.title(key)
+
+
+def points_size(fraction: float) -> str:
+    """A size in percentage points, unsigned (a margin, a spread): ``2.0 points``."""
+    return f"{fraction * 100:.1f} points"
+
+
+def points_interval(effect: float, low: float, high: float) -> str:
+    """An effect in points with its interval: ``+3.1 points [-0.4, +6.6]``."""
+    if low == high:
+        return f"{points(effect)} (no spread)"
+    return f"{points(effect)} [{low * 100:+.1f}, {high * 100:+.1f}]"
+
+
+def relative(fraction: float, sign: bool = True) -> str:
+    """A relative change as a whole percentage: ``-42%`` (``5%`` unsigned)."""
+    return f"{fraction * 100:+.0f}%" if sign else f"{fraction * 100:.0f}%"
+
+
+def relative_interval(effect: float, low: float, high: float) -> str:
+    """A relative change with its interval: ``-42% [-48%, -35%]``."""
+    if low == high:
+        return f"{relative(effect)} (no spread)"
+    return f"{relative(effect)} [{relative(low)}, {relative(high)}]"
