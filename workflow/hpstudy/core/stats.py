@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 LEVEL = 0.95
 HOLDS, CONTRADICTED, NO_DIFFERENCE, INCONCLUSIVE = (
@@ -62,6 +61,8 @@ class Interval:
 @functools.lru_cache(maxsize=4096)  # a sequential sweep's simulation asks for few distinct ones
 def t_quantile(df: float, level: float = LEVEL) -> float:
     """The two-sided t quantile for ``df`` degrees of freedom (the normal's for df = inf)."""
+    from scipy import stats as scipy_stats  # imported when needed: the workflow plans without it
+
     if not math.isfinite(df):
         return float(scipy_stats.norm.ppf(0.5 + level / 2))
     return float(scipy_stats.t.ppf(0.5 + level / 2, df))
