@@ -164,7 +164,9 @@ def results_targets():
     """This config's tables, findings and figures (and TensorBoard folders when enabled)."""
     grid = [LAYOUT.table(name) for name in paths.RESULT_FILES] if GRID else []
     # the data audit is an input of the findings; without a grid, a target of its own
-    tables = grid + SELECTED + search_targets() + step_targets() + [LAYOUT.audit(VARIANT)]
+    tables = (
+        grid + SELECTED + search_targets() + step_targets() + [LAYOUT.audit(VARIANT)]
+    )
     # what the sweep cost, and what its budget bought (rules cost and budget)
     tables += [LAYOUT.table("cost.csv"), LAYOUT.table("budget.csv")]
     figures = figure_targets(LAYOUT, PLAN, DATASET)
