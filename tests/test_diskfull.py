@@ -3,6 +3,8 @@ file, a nonzero exit, and nothing half-written that a rerun would take as finish
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -38,6 +40,7 @@ def test_preprocess_on_a_full_disk(tmp_path, full_disk):
     assert leftovers(full_disk) == [], "no manifest, no array, no temporary file"
 
 
+@pytest.mark.slow  # spawns processes and waits on them: seconds each
 def test_training_on_a_full_disk(tmp_path, full_disk):
     data = write_dataset(tmp_path / "data", size=16, train=96, test=36)
     spec = run_spec(full_disk)  # its run folder and checkpoints on the full disk
