@@ -3,12 +3,11 @@ file, a nonzero exit, and nothing half-written that a rerun would take as finish
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import subprocess
 import sys
 
+import pytest
 from runfactory import Sweep
 from trainfactory import run_spec, write_dataset
 from zipfactory import solid_dataset, write_zip
