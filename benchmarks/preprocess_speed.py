@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from generated import photo_zip
 
-from zipfactory import photo_dataset  # noqa: E402
-
-from hpstudy.data.preprocess import preprocess_archive  # noqa: E402
+from hpstudy.data.preprocess import preprocess_archive
 
 
 def measure(zip_path: Path, work: Path, size: int, threads: int) -> tuple[int, float, float]:
@@ -43,7 +40,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hpstudy-bench-") as tmp:
         work = Path(tmp)
-        zip_path = photo_dataset(work / "bench.zip", args.train, args.test, args.pred)
+        zip_path = photo_zip(work / "bench.zip", args.train, args.test, args.pred)
         images = args.train + args.test + args.pred
         mb = zip_path.stat().st_size / 1e6
         print(f"zip: {images} JPEGs 150x150 q75, {mb:.1f} MB ({mb * 1e3 / images:.1f} KB each)")

@@ -1,7 +1,8 @@
 """The post's whole sweep on one GPU, with 1, 2 and 4 runs sharing it (``gpu_slots``).
 
 Prepared for a lent GPU machine (it needs torch, numpy, PyYAML and tqdm; not Snakemake,
-jsonschema or Optuna): run it from the repository root with ``PYTHONPATH=workflow``.
+jsonschema or Optuna): run it from the repository root with the package installed
+(``pip install -e .``), or, on a machine that has torch alone, with ``PYTHONPATH=workflow``.
 
 1. Epoch times of ResNet18 and the post's custom CNN at 150 px, batch 32 and 256, fp32 against
    bf16 autocast + channels_last, through hpstudy's training loop (benchmarks/gpu_benchmark.py's
@@ -19,8 +20,8 @@ with the data generation); each sweep gets an equal share of what is left and re
 runs it finished when it hits its cap. Targets on one H200: the 30-run sweep in <= 5 min, a
 ResNet18 epoch at batch 256 in <= 1 s. Nothing is asserted. Usage::
 
-    PYTHONPATH=workflow python benchmarks/sweep_benchmark.py             # on a GPU machine
-    PYTHONPATH=workflow python benchmarks/sweep_benchmark.py --cpu-smoke # tiny; checks it runs
+    python benchmarks/sweep_benchmark.py             # on a GPU machine
+    python benchmarks/sweep_benchmark.py --cpu-smoke # tiny; checks it runs
 """
 
 from __future__ import annotations

@@ -114,3 +114,38 @@ def demo_copy(demo_run, tmp_path):
     copy = tmp_path / "demo"
     shutil.copytree(workdir, copy, symlinks=True)
     return copy, copy / config.relative_to(workdir)
+
+
+def tiny_two_seed_config(path: Path, **extra) -> Path:
+    """A tiny two-seed sweep on the digits (one epoch, two batch sizes, a validation split,
+    selection on): the base of the sequential sweeps end to end. ``extra`` adds config blocks."""
+    config = {
+        "dataset": {"source": "digits", "name": "digits", "image_size": 48, "val_fraction": 0.2},
+        "paths": {"results": "results/tiny"},
+        "threads": {"train": 1},
+        "train": {"lr": 1.0e-3, "epochs": 1},
+        "seeds": [0, 1],
+        "studies": {"batch_size": {"param": "batch_size", "values": [256, 450]}},
+        "selection": {},
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_two_seed(tmp_path_factory):
+    """A repository copy in which the tiny two-seed sweep has run once: (workdir, config)."""
+    workdir = copy_repo(tmp_path_factory.mktemp("tiny"))
+    config = tiny_two_seed_config(workdir / "config" / "tiny.yaml")
+    snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    return workdir, config
+
+
+@pytest.fixture
+def tiny_copy(tiny_two_seed, tmp_path):
+    """A private copy of the finished tiny sweep, for a test that extends it."""
+    workdir, config = tiny_two_seed
+    copy = tmp_path / "tiny"
+    shutil.copytree(workdir, copy, symlinks=True)
+    return copy, copy / config.relative_to(workdir)

@@ -53,6 +53,8 @@ def write_run(
     diverged: bool = False,
     correct: Sequence[bool] | None = None,
     val_balanced_acc: Sequence[float] | None = None,
+    labels: Sequence[int] | None = None,
+    pred: Sequence[int] | None = None,
     **settings,
 ) -> str:
     """Write one finished run below ``runs_dir``; returns its run id.
@@ -60,11 +62,13 @@ def write_run(
     ``settings`` are training settings (the rest take the schema's defaults); curves default
     to a healthy run of ``settings['epochs']`` epochs; a diverged run ends in a non-finite
     train loss. The final predictions get right the test images ``correct`` says (default:
-    the first ``final accuracy x test_count`` images). ``val_acc`` gives the run a validation
-    curve (its loss mirrors the test loss); without it the validation columns are empty.
-    ``val_balanced_acc`` writes the run as a run that computes per-epoch balanced accuracy and
-    macro-F1 does (macro-F1 a point below; the test scores below the test accuracy); without
-    it the run is one trained before those scores existed (its metrics.csv lacks them)."""
+    the first ``final accuracy x test_count`` images); ``labels`` and ``pred`` give the saved
+    test labels (default: the classes in turn) and predictions outright. ``val_acc`` gives the
+    run a validation curve (its loss mirrors the test loss); without it the validation
+    columns are empty. ``val_balanced_acc`` writes the run as a run that computes per-epoch
+    balanced accuracy and macro-F1 does (macro-F1 a point below; the test scores below the test
+    accuracy); without it the run is one trained before those scores existed (its metrics.csv
+    lacks them)."""
     data = {**POST_DATA, **(data or {})}
     full = identity.canonical_settings(settings)
     ident = identity.run_identity(full, seed)
@@ -143,8 +147,10 @@ def write_run(
     if correct is None:
         right = round(test_acc[-1] * n_test) if math.isfinite(test_acc[-1]) else 0
         correct = np.arange(n_test) < right
-    label = np.arange(n_test) % classes
-    pred = np.where(np.asarray(correct, bool), label, (label + 1) % classes)
+    label = np.asarray(labels) if labels is not None else np.arange(n_test) % classes
+    if pred is None:
+        pred = np.where(np.asarray(correct, bool), label, (label + 1) % classes)
+    pred = np.asarray(pred)
     np.savez(run_dir / "predictions.npz", label=label.astype(np.int16),
              pred=pred.astype(np.int16), prob=np.full(n_test, 0.9, np.float32))  # fmt: skip
     return run_id

@@ -82,6 +82,7 @@ def test_native_bf16_is_the_cpus_own_flag_not_onednns_emulation(monkeypatch):
     assert devices.cpu_has_native_bf16()
 
 
+@pytest.mark.slow  # spawns processes and waits on them: seconds each
 def test_two_of_three_concurrent_jobs_get_distinct_gpus_the_third_waits(tmp_path):
     jobs = [claimer(tmp_path, 2) for _ in range(3)]
     try:
@@ -117,12 +118,14 @@ def test_a_preset_cuda_visible_devices_is_respected(tmp_path):
     assert not list(tmp_path.iterdir())  # no lock taken
 
 
+@pytest.mark.slow  # spawns processes and waits on them: seconds each
 def test_no_gpu_means_no_claim(tmp_path):
     job = claimer(tmp_path, 0)
     out, _ = job.communicate("", timeout=60)
     assert gpu_of(out) == "none"
 
 
+@pytest.mark.slow  # spawns processes and waits on them: seconds each
 def test_waiting_gives_up_with_a_clear_error_when_asked(tmp_path):
     holder = claimer(tmp_path, 1)
     try:
@@ -136,6 +139,7 @@ def test_waiting_gives_up_with_a_clear_error_when_asked(tmp_path):
         holder.wait()
 
 
+@pytest.mark.slow  # spawns processes and waits on them: seconds each
 def test_four_jobs_on_two_gpus_with_two_slots_get_distinct_places_two_per_gpu(tmp_path):
     jobs = [claimer(tmp_path, 2, slots=2) for _ in range(4)]
     try:
@@ -151,6 +155,7 @@ def test_four_jobs_on_two_gpus_with_two_slots_get_distinct_places_two_per_gpu(tm
             job.wait()
 
 
+@pytest.mark.slow  # spawns processes and waits on them: seconds each
 def test_the_first_jobs_take_slot_zero_of_each_gpu_before_sharing_one(tmp_path):
     first = [claimer(tmp_path, 2, slots=4) for _ in range(2)]
     try:

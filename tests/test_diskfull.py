@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from runfactory import Sweep
 from trainfactory import run_spec, write_dataset
 from zipfactory import solid_dataset, write_zip
@@ -38,6 +39,7 @@ def test_preprocess_on_a_full_disk(tmp_path, full_disk):
     assert leftovers(full_disk) == [], "no manifest, no array, no temporary file"
 
 
+@pytest.mark.slow  # spawns processes and waits on them: seconds each
 def test_training_on_a_full_disk(tmp_path, full_disk):
     data = write_dataset(tmp_path / "data", size=16, train=96, test=36)
     spec = run_spec(full_disk)  # its run folder and checkpoints on the full disk

@@ -12,7 +12,9 @@ from runfactory import Sweep, approach
 from hpstudy.cli import main as cli_main
 from hpstudy.core import run_record
 from hpstudy.core.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, NO_DIFFERENCE
-from hpstudy.report import findings
+from hpstudy.report import claims, findings
+from hpstudy.report.claims import NO_VERDICT
+from hpstudy.report.tables import final_accuracies
 
 LRS = (1e-7, 1e-4, 1e-2)
 HEALTHY = {
@@ -26,15 +28,15 @@ def ends_at(final, epochs=6, start=0.3):
     return approach(start, final, epochs)[:-1] + [final]
 
 
-def judge(sweep: Sweep, margin: float = findings.MARGIN) -> list[findings.Finding]:
+def judge(sweep: Sweep, margin: float = claims.MARGIN) -> list[claims.Finding]:
     summary, metrics = sweep.tables()
     return findings.compute_findings(findings.Context(summary, metrics, sweep.runs_dir, margin))
 
 
-def verdict(found, rule, word=""):
-    """The one finding of ``rule`` whose claim mentions ``word``."""
-    matches = [f for f in found if f.rule == rule and word in f.claim]
-    assert len(matches) == 1, [f.claim for f in found]
+def verdict(found, key, study=None):
+    """The one finding named ``key`` (of ``study``)."""
+    matches = [f for f in found if f.key == key and study in (None, f.study)]
+    assert len(matches) == 1, [(f.key, f.claim) for f in found]
     return matches[0]
 
 
@@ -55,8 +57,8 @@ def batch_study(root, finals: dict, seeds=(0, 1, 2), **data) -> Sweep:
 @pytest.mark.parametrize(
     ("finals", "expected"),
     [
-        ({10: (0.85, 0.86, 0.84), 256: (0.80, 0.81, 0.80), 450: (0.75, 0.76, 0.74)}, HOLDS),
-        ({10: (0.70, 0.71, 0.69), 256: (0.75, 0.76, 0.75), 450: (0.80, 0.81, 0.79)}, CONTRADICTED),
+        ({10: (0.85, 0.87, 0.84), 256: (0.80, 0.81, 0.80), 450: (0.75, 0.76, 0.74)}, HOLDS),
+        ({10: (0.70, 0.72, 0.69), 256: (0.75, 0.76, 0.75), 450: (0.80, 0.81, 0.79)}, CONTRADICTED),
         (
             {10: (0.800, 0.801, 0.799), 256: (0.800, 0.802, 0.799), 450: (0.801, 0.800, 0.799)},
             NO_DIFFERENCE,
@@ -65,7 +67,7 @@ def batch_study(root, finals: dict, seeds=(0, 1, 2), **data) -> Sweep:
     ],
 )
 def test_seeds_move_a_trend_verdict_to_each_of_the_four_outcomes(tmp_path, finals, expected):
-    found = verdict(judge(batch_study(tmp_path, finals)), "Batch size", "accuracy")
+    found = verdict(judge(batch_study(tmp_path, finals)), "smaller-higher")
     assert found.verdict == expected
     assert found.seeds == "3" and found.margin == "2.0 points"
     assert "points [" in found.effect  # the effect with its 95% interval
@@ -76,7 +78,7 @@ def test_seeds_move_a_trend_verdict_to_each_of_the_four_outcomes(tmp_path, final
 def test_a_trend_uses_every_seed_not_only_the_means(tmp_path):
     # the means fall by 2.5 points, but one seed of three rises: the line is not sure
     finals = {10: (0.84, 0.84, 0.78), 256: (0.82, 0.82, 0.80), 450: (0.80, 0.80, 0.83)}
-    found = verdict(judge(batch_study(tmp_path, finals)), "Batch size", "accuracy")
+    found = verdict(judge(batch_study(tmp_path, finals)), "smaller-higher")
     assert found.verdict == INCONCLUSIVE
 
 
@@ -92,9 +94,9 @@ def test_a_group_stuck_at_chance_has_no_spread_and_still_gets_an_interval(tmp_pa
         batch_size=450,
         curves=lambda wd, seed: {"test_acc": chance[wd](seed)},
     )
-    found = verdict(judge(sweep), "Weight decay")
+    found = verdict(judge(sweep), "extreme-underfits")
     assert found.verdict == HOLDS
-    assert "[" in found.effect and "(welch)" in found.evidence[1]
+    assert "[" in found.effect and "paired by seed, 3 pairs" in found.evidence[-1]
 
 
 def test_one_seed_uses_the_paired_test_on_the_test_images(tmp_path):
@@ -112,7 +114,7 @@ def test_one_seed_uses_the_paired_test_on_the_test_images(tmp_path):
             "correct": better if bs == 10 else worse,
         },
     )
-    found = verdict(judge(sweep), "Batch size", "accuracy")
+    found = verdict(judge(sweep), "smaller-higher")
     assert found.verdict == HOLDS and found.seeds == "1 (single-seed)"
     d = better.astype(float) - worse
     half = 1.959964 * d.std(ddof=1) / np.sqrt(n) * 100
@@ -130,23 +132,18 @@ def test_one_seed_never_finds_no_practical_difference(tmp_path):
         epochs=4,
         curves=lambda bs, seed: {"test_acc": ends_at(0.8, 4), "correct": same},
     )
-    assert verdict(judge(sweep), "Batch size", "accuracy").verdict == INCONCLUSIVE
+    assert verdict(judge(sweep), "smaller-higher").verdict == INCONCLUSIVE
 
 
 def test_the_margin_is_configurable_and_never_below_twice_the_test_sets_error(tmp_path):
     finals = {10: (0.83, 0.83, 0.83), 450: (0.80, 0.80, 0.80)}  # 3 points, no spread
-    assert (
-        verdict(judge(batch_study(tmp_path / "a", finals)), "Batch size", "accuracy").verdict
-        == HOLDS
-    )
-    found = verdict(
-        judge(batch_study(tmp_path / "b", finals), margin=0.05), "Batch size", "accuracy"
-    )
+    assert verdict(judge(batch_study(tmp_path / "a", finals)), "smaller-higher").verdict == HOLDS
+    found = verdict(judge(batch_study(tmp_path / "b", finals), margin=0.05), "smaller-higher")
     assert found.verdict == CONTRADICTED or found.verdict == NO_DIFFERENCE
     assert found.margin == "5.0 points"
     # 360 test images (the digits): twice the binomial error is about 4 points
     small = batch_study(tmp_path / "c", finals, num_classes=10, test_count=360, name="digits")
-    found = verdict(judge(small), "Batch size", "accuracy")
+    found = verdict(judge(small), "smaller-higher")
     assert float(found.margin.split()[0]) == pytest.approx(
         2 * np.sqrt(0.815 * 0.185 / 360) * 100, abs=0.1
     )
@@ -169,18 +166,14 @@ def lr_study(root, per_value, seeds=(0,)) -> Sweep:
 def test_checks_on_each_run_report_k_of_n_seeds(tmp_path):
     falling, rising = [1.8, 1.7, 1.6, 1.5, 1.3, 1.2], [1.8, 1.7, 1.6, 1.5, 1.0, 1.1]
     per_value = {1e-7: lambda seed: {"test_loss": rising if seed == 2 else falling}}
-    found = verdict(
-        judge(lr_study(tmp_path / "a", per_value, (0, 1, 2))), "Learning rate", "underfits"
-    )
+    found = verdict(judge(lr_study(tmp_path / "a", per_value, (0, 1, 2))), "lowest-still-improving")
     assert (
         found.verdict == INCONCLUSIVE
         and found.effect == "2 of 3 seeds"
         and found.margin == "per run"
     )
     per_value = {1e-7: {"test_loss": falling}}
-    found = verdict(
-        judge(lr_study(tmp_path / "b", per_value, (0, 1, 2))), "Learning rate", "underfits"
-    )
+    found = verdict(judge(lr_study(tmp_path / "b", per_value, (0, 1, 2))), "lowest-still-improving")
     assert found.verdict == HOLDS and found.effect == "3 of 3 seeds"
 
 
@@ -190,9 +183,9 @@ def test_the_middle_learning_rate_against_the_better_end(tmp_path):
         1e-4: lambda s: {"test_acc": ends_at((0.90, 0.91, 0.92)[s])},
         1e-2: lambda s: {"test_acc": ends_at((0.70, 0.65, 0.68)[s])},
     }
-    found = verdict(judge(lr_study(tmp_path, per_value, (0, 1, 2))), "Learning rate", "middle")
+    found = verdict(judge(lr_study(tmp_path, per_value, (0, 1, 2))), "middle-beats-ends")
     assert found.verdict == HOLDS
-    assert "best middle value 1e-04 minus the better end 0.01" in found.evidence[1]
+    assert "1e-04 minus 1e-07" in found.evidence[0] and "1e-04 minus 0.01" in found.evidence[1]
 
 
 def test_an_exploding_run_is_diverged_counted_at_chance_and_unstable(tmp_path):
@@ -207,9 +200,9 @@ def test_an_exploding_run_is_diverged_counted_at_chance_and_unstable(tmp_path):
     sweep = lr_study(tmp_path, per_value)
     summary, _ = sweep.tables()
     run = summary[summary["lr"] == 1e-2].iloc[0]
-    assert findings.final_accuracies(summary[summary["lr"] == 1e-2])[0] == pytest.approx(1 / 6)
+    assert final_accuracies(summary[summary["lr"] == 1e-2])[0] == pytest.approx(1 / 6)
     assert run["diverged"]
-    assert verdict(judge(sweep), "Learning rate", "unstable").verdict == HOLDS
+    assert verdict(judge(sweep), "highest-erratic").verdict == HOLDS
 
 
 def test_wider_kernels_are_judged_on_their_convolution_parameters(tmp_path):
@@ -229,10 +222,12 @@ def test_wider_kernels_are_judged_on_their_convolution_parameters(tmp_path):
         },
     )
     found = judge(sweep)
-    params = verdict(found, "Kernel width", "parameters")
+    params = verdict(found, "conv-params")
     assert params.verdict == HOLDS and params.effect == "+433% (no spread)"
     assert "total falls as kernels widen" in " ".join(params.evidence)
-    assert verdict(found, "Kernel width", "memory").verdict == HOLDS
+    memory = verdict(found, "memory")
+    assert memory.verdict == NO_VERDICT and memory.effect.startswith("+133%")
+    assert "the post takes no side" in memory.evidence[-1]
 
 
 def test_findings_md_opens_with_the_verdict_table_and_other_studies_get_theirs(tmp_path):
@@ -254,8 +249,16 @@ def test_findings_md_opens_with_the_verdict_table_and_other_studies_get_theirs(t
     assert cli_main(argv) == 0
     text = (out / "findings.md").read_text()
     lines = text.splitlines()
-    assert lines[2] == "| rule | claim | verdict | effect (95% CI) | seeds | margin |"
-    assert "| Batch size | smaller batches reach a higher final test accuracy | **holds** |" in text
+    assert lines[2] == "## The post's claims, as the post makes them"
+    assert lines[4].startswith("| rule | the post says | claim tested | verdict | effect (CI) |")
+    assert (
+        "| Batch size | Smaller batches reach a higher test accuracy. | smaller batches reach a "
+        "higher final test accuracy (`bs`) | **holds** |" in text
+    )
+    assert "## Beyond the post: checks of our own" in text
+    assert "Each row's interval is a 95% interval for that claim alone" in text
+    assert "not testable here: the sweep has no a learning-rate study" not in text
+    assert "not testable here: the sweep has no learning-rate study of ResNet18" in text
     assert (
         "Not judged here, as no study sweeps that setting alone: Learning rate, Kernel width"
         in text
@@ -266,8 +269,9 @@ def test_findings_md_opens_with_the_verdict_table_and_other_studies_get_theirs(t
     assert "No setting of this sweep is one of the post's runs" in text
     counts = json.loads((out / "findings.json").read_text())["verdicts"]
     assert counts == {
-        "holds": 1,
+        "holds": 2,
         "contradicted": 0,
         "no_practical_difference": 1,
         "inconclusive": 0,
+        "not_testable_here": 1,
     }

@@ -152,6 +152,7 @@ def test_weights_of_another_model_are_refused_naming_the_mismatch(tmp_path):
         build_model(settings, 6, 48, weights_path=tmp_path / "resnet.pth")
 
 
+@pytest.mark.slow  # spawns processes and waits on them: seconds each
 def test_a_torchvision_model_trains_an_epoch_on_the_digits(tmp_path):
     from trainfactory import run_spec
 

@@ -167,20 +167,21 @@ def test_run_names_are_readable_and_long_ones_stay_unique():
 
 def test_the_code_digest_ignores_comments_and_docstrings_and_is_scoped_per_model(tmp_path):
     package = tmp_path / "pkg"
-    (package / "models").mkdir(parents=True)
-    for name in (*identity.SHARED_NUMERIC_MODULES, "models/custom.py",
-                 "models/custom_layout.py", "models/zoo.py"):  # fmt: skip
-        (package / name).write_text('"""Doc."""\nx = 1  # note\n')
+    for key in identity.DIGESTED_AT.values():
+        (package / key).parent.mkdir(parents=True, exist_ok=True)
+        (package / key).write_text('"""Doc."""\nx = 1  # note\n')
 
     def digests():
         identity.module_digest.cache_clear()
         return identity.code_digest("custom", package), identity.code_digest("resnet18", package)
 
     custom, resnet = digests()
-    (package / "loop.py").write_text('"""Other words."""\n\n# a new comment\nx = 1\n')
+    (package / identity.DIGESTED_AT["loop.py"]).write_text(
+        '"""Other words."""\n\n# a new comment\nx = 1\n'
+    )
     assert digests() == (custom, resnet)
-    (package / "models/custom.py").write_text("x = 2\n")
+    (package / identity.DIGESTED_AT["models/custom.py"]).write_text("x = 2\n")
     assert digests()[0] != custom and digests()[1] == resnet
-    (package / "loop.py").write_text("x = 3\n")
+    (package / identity.DIGESTED_AT["loop.py"]).write_text("x = 3\n")
     assert digests()[1] != resnet
     identity.module_digest.cache_clear()

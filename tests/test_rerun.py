@@ -82,6 +82,20 @@ def test_upgrading_across_this_round_retrains_nothing(demo_copy):
     assert "train" in data_jobs(judged_on_code)
 
 
+@pytest.mark.slow
+def test_one_arithmetic_change_in_the_batch_code_retrains_every_run_it_computes(demo_copy):
+    """The other side of moving modules freely: a change to what the digested code computes
+    (one shift in the batch order's seed) retrains the runs, all of which gather batches."""
+    workdir, config = demo_copy
+    batches = workdir / "workflow/hpstudy/training/batches.py"
+    text = batches.read_text()
+    assert text.count("<< 32") == 1
+    batches.write_text(text.replace("<< 32", "<< 31"))
+    plan = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config))
+    trained = re.search(r"^train\s+(\d+)$", plan.stdout + plan.stderr, re.MULTILINE)
+    assert trained and int(trained[1]) == len(list((workdir / "results/runs").glob("*/*/seed-*")))
+
+
 def image_folder(root, rng):
     """Three classes of eight small photo-like images."""
     members = [

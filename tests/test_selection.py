@@ -11,7 +11,7 @@ from runfactory import Sweep, approach, write_run
 from hpstudy.cli import main as cli_main
 from hpstudy.core.config import validate_config
 from hpstudy.core.errors import HpstudyError
-from hpstudy.report import findings
+from hpstudy.report import findings, findings_report
 from hpstudy.report.tables import read_table
 from hpstudy.sweep import added_runs
 from hpstudy.sweep.plan import data_variant
@@ -115,7 +115,7 @@ def test_on_test_selects_on_the_test_split_and_says_so_everywhere(tmp_path):
     best = yaml.safe_load(text)
     assert best["studies"]["lr"]["winner"]["values"] == {"lr": 0.001}  # the test winner
     assert best["note"] == selection.ON_TEST
-    section = "\n".join(findings.selection_section(best, None))
+    section = "\n".join(findings_report.selection_section(best, None))
     assert "selected on the test set" in section
 
 

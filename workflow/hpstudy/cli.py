@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "status": "hpstudy.sweep.status",
     "cost": "hpstudy.report.cost",
     "budget": "hpstudy.report.budget",
+    "looks": "hpstudy.tuning.settle",
 }
 
 

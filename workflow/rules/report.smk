@@ -90,6 +90,7 @@ rule findings:
         selected=selection_targets(LAYOUT, config),
         audit=LAYOUT.audit(VARIANT),
         manifest=LAYOUT.manifest(VARIANT),
+        looks=LAST_LOOK,
     output:
         findings=report(
             LAYOUT.table("findings.md"),
@@ -107,11 +108,12 @@ rule findings:
         margin=config["findings"]["margin"],
         selected=(f" --best {shlex.quote(BEST)}" if SELECTION else "")
         + (f" --final {shlex.quote(FINAL_TABLE)}" if FINAL else ""),
+        looks=f" --looks {shlex.quote(LAST_LOOK[0])}" if LAST_LOOK else "",
     shell:
         f"{HPSTUDY} findings --tables {shlex.quote(LAYOUT.results)}"
         f" --runs-dir {shlex.quote(LAYOUT.runs)}"
         " --margin {params.margin:q}{params.selected} --audit {input.audit:q}"
-        " --manifest {input.manifest:q} --out {output.findings:q} > {log:q} 2>&1"
+        " --manifest {input.manifest:q}{params.looks} --out {output.findings:q} > {log:q} 2>&1"
 
 
 rule cost:

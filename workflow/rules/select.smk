@@ -11,6 +11,7 @@ checkpoint select:
     input:
         grid=GRID_TABLES,
         searches=search_tables(LAYOUT, SEARCHES),
+        looks=SELECT_LOOKS,
     output:
         **({"runs": FINAL_RUNS} if FINAL else {}),
         best=report(
@@ -27,7 +28,7 @@ checkpoint select:
     params:
         **({"final": json.dumps(FINAL)} if FINAL else {}),
         selection=json.dumps(SELECTION),
-        sources=SELECT_TABLES_ARG,
+        sources=f"{SELECT_TABLES_ARG}{SELECT_LOOKS_ARG}",
     shell:
         f"{HPSTUDY} select{{params.sources}} --runs-dir {shlex.quote(LAYOUT.runs)}"
         f" --selection {{params.selection:q}}{FINAL_ARGS}"

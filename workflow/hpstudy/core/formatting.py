@@ -64,10 +64,10 @@ def sort_key(value: object) -> tuple:
     return (2, 0.0, (text,))
 
 
-def pct(fraction: float, signed: bool = False, sep: str = "") -> str:
-    """An accuracy fraction as a percentage with one decimal: ``81.2%`` (``+4.0%`` signed;
-    ``sep`` goes before the sign: ``81.2 %``)."""
-    return f"{fraction * 100:{'+' if signed else ''}.1f}{sep}%"
+def pct(fraction: float, sep: str = "") -> str:
+    """An accuracy fraction as a percentage with one decimal: ``81.2%`` (``sep`` goes before
+    the sign: ``81.2 %``)."""
+    return f"{fraction * 100:.1f}{sep}%"
 
 
 def pct_interval(mean: float, low: float, high: float, seeds: int) -> str:
@@ -83,27 +83,35 @@ def signed_points(fraction: float) -> str:
     return f"{fraction * 100:+.1f}"
 
 
-def points(fraction: float, signed: bool = True) -> str:
-    """A difference of accuracy fractions in percentage points: ``+1.3 points`` (a margin or
-    a spread, unsigned: ``1.3 points``)."""
-    return f"{fraction * 100:{'+' if signed else ''}.1f} points"
-
-
-def points_interval(effect: float, low: float, high: float) -> str:
-    """A difference in points with its interval: ``+3.1 points [-0.4, +6.6]``."""
-    return f"{points(effect)} [{signed_points(low)}, {signed_points(high)}]"
-
-
-def relative(fraction: float, signed: bool = True) -> str:
-    """A relative change in whole percent: ``-42%`` (a tolerance, unsigned: ``42%``)."""
-    return f"{fraction * 100:{'+' if signed else ''}.0f}%"
-
-
-def relative_interval(effect: float, low: float, high: float) -> str:
-    """A relative change with its interval: ``-42% [-48%, -35%]``."""
-    return f"{relative(effect)} [{relative(low)}, {relative(high)}]"
+def points(fraction: float) -> str:
+    """A difference of accuracy fractions in percentage points: ``+1.3 points``."""
+    return f"{signed_points(fraction)} points"
 
 
 def setting_label(key: str) -> str:
     """A setting's name on an axis or in a sentence (its schema title)."""
     return schema.title(key)
+
+
+def points_size(fraction: float) -> str:
+    """A size in percentage points, unsigned (a margin, a spread): ``2.0 points``."""
+    return f"{fraction * 100:.1f} points"
+
+
+def points_interval(effect: float, low: float, high: float) -> str:
+    """An effect in points with its interval: ``+3.1 points [-0.4, +6.6]``."""
+    if low == high:
+        return f"{points(effect)} (no spread)"
+    return f"{points(effect)} [{signed_points(low)}, {signed_points(high)}]"
+
+
+def relative(fraction: float, sign: bool = True) -> str:
+    """A relative change as a whole percentage: ``-42%`` (``5%`` unsigned)."""
+    return f"{fraction * 100:+.0f}%" if sign else f"{fraction * 100:.0f}%"
+
+
+def relative_interval(effect: float, low: float, high: float) -> str:
+    """A relative change with its interval: ``-42% [-48%, -35%]``."""
+    if low == high:
+        return f"{relative(effect)} (no spread)"
+    return f"{relative(effect)} [{relative(low)}, {relative(high)}]"

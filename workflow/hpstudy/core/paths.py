@@ -12,6 +12,7 @@
     <checkpoints>/.locks/...                             one lock file per trajectory
     <results>/                                           one config's tables, figures, findings
     <results>/selection/                                 best.yaml, final.csv, final-runs.json
+    <results>/findings/looks/look-<k>.json               a sequential sweep's looks (added runs)
     <results>/search/<name>/                             a search: proposals/ and results/ per
                                                          round, trials.csv, its tables, best.yaml,
                                                          journal.log, figures/
@@ -163,16 +164,22 @@ class Layout:
         return f"{self.results}/selection/{name}"
 
     def added_globs(self) -> tuple[str, ...]:
-        """Every added-runs file of this config (final runs, search proposals), as globs."""
+        """Every added-runs file of this config (final runs, search proposals, the looks of a
+        sequential sweep), as globs."""
         return (
             f"{self.results}/selection/*-runs.json",
             f"{self.results}/search/*/proposals/round-*.json",
+            f"{self.results}/findings/looks/look-*.json",
         )
 
     def optional_dirs(self) -> tuple[str, ...]:
-        """The folders of the optional steps (selection, searches): always present, so that
+        """The folders of the optional steps (selection, searches, looks): always present, so that
         DVC can track them whether or not a config uses the steps."""
-        return (f"{self.results}/selection", f"{self.results}/search")
+        return (f"{self.results}/selection", f"{self.results}/search", f"{self.results}/findings")
+
+    def look(self, look: int | str) -> str:
+        """One look of a sequential sweep (an added-runs file; 0-based)."""
+        return f"{self.results}/findings/looks/look-{look}.json"
 
     def search_dir(self, search: str) -> str:
         """A search's folder."""

@@ -18,12 +18,12 @@ A verdict compares the interval with a practical margin in the claimed direction
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 LEVEL = 0.95
 HOLDS, CONTRADICTED, NO_DIFFERENCE, INCONCLUSIVE = (
@@ -58,8 +58,11 @@ class Interval:
         return Interval(self.effect * factor, low, high, self.seeds, self.method, self.single_seed)
 
 
+@functools.lru_cache(maxsize=4096)  # a sequential sweep's simulation asks for few distinct ones
 def t_quantile(df: float, level: float = LEVEL) -> float:
     """The two-sided t quantile for ``df`` degrees of freedom (the normal's for df = inf)."""
+    from scipy import stats as scipy_stats  # imported when needed: the workflow plans without it
+
     if not math.isfinite(df):
         return float(scipy_stats.norm.ppf(0.5 + level / 2))
     return float(scipy_stats.t.ppf(0.5 + level / 2, df))
@@ -177,3 +180,31 @@ def seeds_to_resolve(interval: Interval, margin: float) -> int | None:
         return None
     needed = math.ceil(max(interval.seeds, 1) * (half / distance) ** 2 * 1.1)
     return max(needed, interval.seeds + 1)
+
+
+def paired_seeds(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Interval:
+    """Two groups run on the same seeds with the same initial weights and image order: the
+    t interval of the mean per-seed difference ``a - b`` (``a[i]`` and ``b[i]`` share a seed)."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if len(d) < 2:
+        raise ValueError("a paired interval over seeds needs at least two shared seeds")
+    se = float(d.std(ddof=1) / math.sqrt(len(d)))
+    return _interval(float(d.mean()), se, len(d) - 1, len(d), "paired by seed", level)
+
+
+def correlation(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Pearson's correlation of paired values (None where either side has no spread)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or a.std() == 0 or b.std() == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+# from the weakest to the strongest support for a claim: a claim made of several comparisons
+# gets the weakest of their verdicts (it holds only when each one holds)
+VERDICT_ORDER = (CONTRADICTED, NO_DIFFERENCE, INCONCLUSIVE, HOLDS)
+
+
+def weaker(*verdicts: str) -> str:
+    """The weakest of several verdicts (see ``VERDICT_ORDER``)."""
+    return min(verdicts, key=VERDICT_ORDER.index)

@@ -22,13 +22,14 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from hpstudy.core import schema
 from hpstudy.core.atomic import atomic_write_json
 from hpstudy.core.errors import HpstudyError
-from hpstudy.core.paths import AGGREGATE_FILES, RUN_OUTPUTS
-from hpstudy.core.run_record import METRIC_COLUMNS
+from hpstudy.core.paths import AGGREGATE_FILES, PREDICTIONS, RUN_OUTPUTS
+from hpstudy.core.run_record import METRIC_COLUMNS, instability
 from hpstudy.report.class_metrics import prediction_scores
 from hpstudy.report.tables import (
     RUN_COLUMNS,
@@ -88,6 +89,29 @@ def run_cells(summary: dict) -> dict:
     }  # fmt: skip
 
 
+def run_checks(run_dir: str | Path, summary: dict, epochs: pd.DataFrame) -> dict:
+    """What the tables derive from a finished run's files, so that runs trained before a check
+    existed are judged alike: the validation split's size, chance (the largest class's share
+    of the test split), how many classes the final predictions name, whether the run collapsed
+    to one class, and why it is unstable (:func:`hpstudy.core.run_record.instability`; empty when
+    it is not)."""
+    data = summary["params"]["data"]
+    chance, predicted = 1 / data["num_classes"], None
+    path = Path(run_dir) / PREDICTIONS
+    if path.is_file():
+        with np.load(path) as saved:
+            labels, preds = saved["label"], saved["pred"]
+        if len(labels):
+            chance = float(np.bincount(labels.astype(int)).max() / len(labels))
+            predicted = int(len(np.unique(preds)))
+    rows = epochs.sort_values("epoch").to_dict("records")
+    reason = instability(rows, data["num_classes"], data.get("test_count"), predicted)
+    return {
+        "val_count": data.get("val_count"), "chance": chance, "predicted_classes": predicted,
+        "collapsed": predicted == 1 and data["num_classes"] > 1, "unstable": reason or "",
+    }  # fmt: skip
+
+
 def summary_row(summary: dict) -> dict:
     """A run's numbers: every key of summary.json except its params."""
     return {key: value for key, value in summary.items() if key not in ("run_id", "params")}
@@ -111,8 +135,8 @@ def build_metrics_table(runs: dict[str, tuple[dict, pd.DataFrame]]) -> pd.DataFr
     return pd.concat(frames, ignore_index=True, sort=False)
 
 
-def build_summary_table(runs: dict, membership: dict) -> pd.DataFrame:
-    """One row per study x run, in config order."""
+def build_summary_table(runs: dict, membership: dict, checks: dict | None = None) -> pd.DataFrame:
+    """One row per study x run, in config order (with each run's ``checks``, by run id)."""
     rows = []
     for study, spec in membership.items():
         for point in spec["points"]:
@@ -123,6 +147,7 @@ def build_summary_table(runs: dict, membership: dict) -> pd.DataFrame:
                     "study_params": ",".join(spec["params"]),
                     **run_cells(summary),
                     **summary_row(summary),
+                    **(checks or {}).get(point["run_id"], {}),
                 }  # fmt: skip
             )
     table = pd.DataFrame(rows).drop_duplicates(["study", "run_id"])
@@ -183,7 +208,8 @@ def write_results(runs_dir: str | Path, membership: dict, out_dir: str | Path) -
         raise HpstudyError("No runs to aggregate: the config's studies name none.")
     runs = {rid: load_run(Path(runs_dir) / rid) for rid in run_ids}
     out_dir = Path(out_dir)
-    summary = build_summary_table(runs, membership)
+    checks = {rid: run_checks(Path(runs_dir) / rid, *runs[rid]) for rid in run_ids}
+    summary = build_summary_table(runs, membership, checks)
     seed_summary = build_seed_summary(summary)
     paths = {name: out_dir / name for name in AGGREGATE_FILES}
     write_table(build_metrics_table(runs), paths["metrics.csv"])

@@ -27,7 +27,9 @@ from hpstudy.core.run_record import at_chance
 RUN_COLUMNS = ["run_id", "variant", "name", "seed"]
 DATA_COLUMNS = ["dataset", "image_size", "num_classes"]
 # cells that hold text even when they look like numbers (kernel widths "5-5-7", key lists)
-TEXT_COLUMNS = {"kernel_width": str, "study_params": str, "name": str, "weights": str}
+TEXT_COLUMNS = {
+    "kernel_width": str, "study_params": str, "name": str, "weights": str, "unstable": str,
+}  # fmt: skip
 
 
 def setting_columns() -> list[str]:

@@ -3,9 +3,12 @@
 The winner is the setting with the best mean over seeds of a *validation* metric
 (``selection.metric``: ``val_acc`` highest or ``val_loss`` lowest, at the ``final`` epoch or the
 ``best`` one). ``best.yaml`` says, per study, the winner with its 95 % interval and seeds, the
-runner-up, and whether the two are separable (the 95 % interval of their difference excludes
-zero). Without validation numbers selection refuses, unless ``selection.on_test: true``: then it
-selects on the test split and every output says so.
+runner-up, and whether the two are separable (the 95 % interval of the winner's lead lies
+above twice the evaluation split's binomial error: ``separable_margin``, 0 for a loss). A winner
+at or below chance (the largest class's share of the test split) says so
+(``at_or_below_chance``), as do ``final.csv`` and the findings; ``collapsed_runs`` counts its
+runs that predict one class only. Without validation numbers selection refuses, unless
+``selection.on_test: true``: then it selects on the test split and every output says so.
 
 A search (:mod:`hpstudy.tuning.search`) takes part as one more study: its trials are its points.
 
@@ -27,13 +30,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from hpstudy.core import stats
+from hpstudy.core import run_record, stats
 from hpstudy.core.atomic import atomic_write_text
 from hpstudy.core.errors import HpstudyError
-from hpstudy.core.formatting import format_value, pct_interval, sort_key
+from hpstudy.core.formatting import format_value, pct, pct_interval, sort_key
 from hpstudy.core.metrics import column as metric_column
 from hpstudy.core.metrics import maximise, on_test
-from hpstudy.core.run_record import at_chance
+from hpstudy.report import looks
+from hpstudy.report.aggregate import run_checks
 from hpstudy.report.tables import read_tables, study_params, write_table
 from hpstudy.sweep import added_runs
 from hpstudy.tuning.class_score_runs import refuse_predating
@@ -89,7 +93,31 @@ def selected_epochs(metrics: pd.DataFrame, rows: pd.DataFrame, metric: str, high
     return int(curves.idxmax() if higher else curves.idxmin())
 
 
-def select_study(rows, metrics, column, higher, metric, epoch_rule) -> tuple[dict, str]:
+def split_margin(rows: pd.DataFrame, accuracy: float, metric: str) -> float:
+    """Twice the binomial error of an accuracy measured on the evaluation split (the
+    validation split, or the test split when selecting on it); 0 for a loss."""
+    column = "test_count" if metric.startswith("test_") else "val_count"
+    if not metric.endswith("_acc") or column not in rows:
+        return 0.0
+    n = pd.to_numeric(rows[column], errors="coerce").dropna()
+    if n.empty or n.iloc[0] <= 0 or not math.isfinite(accuracy):
+        return 0.0
+    return 2 * stats.binomial_se(accuracy, int(n.iloc[0]))
+
+
+def chance_flags(rows: pd.DataFrame, mean: float, metric: str) -> dict:
+    """Chance (the largest class's share of the test split, the estimate for the validation
+    split too), whether the winner is at or below it, and how many of its runs predict one
+    class only."""
+    share = float(rows["chance"].max()) if "chance" in rows else 1 / rows["num_classes"].iloc[0]
+    collapsed = int(rows["collapsed"].astype(bool).sum()) if "collapsed" in rows else 0
+    at_chance = bool(metric.endswith("_acc") and mean <= share)
+    return {"chance": float(share), "at_or_below_chance": at_chance, "collapsed_runs": collapsed}
+
+
+def select_study(
+    rows, metrics, column, higher, metric, epoch_rule, level=stats.LEVEL
+) -> tuple[dict, str]:
     """One study's winner, runner-up and whether they are separable; and a run of the
     winner (whose settings the final runs take)."""
     keys = study_params(rows.iloc[0])
@@ -106,11 +134,16 @@ def select_study(rows, metrics, column, higher, metric, epoch_rule) -> tuple[dic
     candidates.sort(key=lambda c: c[0]["mean"], reverse=higher)  # stable: config order on ties
     (winner, winner_rows), runner = candidates[0], candidates[1][0] if len(candidates) > 1 else None
     chosen = {"winner": winner, "runner_up": runner, "separable": None, "difference": None}
+    margin = split_margin(winner_rows, winner["mean"], metric)
+    chosen["separable_margin"] = margin
     if runner and winner["seeds"] >= 2 and runner["seeds"] >= 2:
-        diff = stats.welch(winner["scores"], runner["scores"])
+        diff = stats.welch(winner["scores"], runner["scores"], level)
         gain = (diff.low, diff.high) if higher else (-diff.high, -diff.low)
         chosen["difference"] = {"effect": diff.effect, "low": diff.low, "high": diff.high}
-        chosen["separable"] = bool(gain[0] > 0)  # the interval of the gain excludes zero
+        # the lead's interval clears twice the evaluation split's binomial error (zero for a
+        # loss, which has none): a lead of two images on 49 is no lead
+        chosen["separable"] = bool(gain[0] > margin)
+    chosen.update(chance_flags(winner_rows, winner["mean"], metric))
     if epoch_rule == "best":
         chosen["epochs"] = selected_epochs(metrics, winner_rows, metric, higher)
     else:
@@ -118,9 +151,11 @@ def select_study(rows, metrics, column, higher, metric, epoch_rule) -> tuple[dic
     return chosen, str(winner_rows["run_id"].iloc[0])
 
 
-def select(summary: pd.DataFrame, metrics: pd.DataFrame, selection: dict) -> tuple[dict, dict]:
+def select(
+    summary: pd.DataFrame, metrics: pd.DataFrame, selection: dict, level: float = stats.LEVEL
+) -> tuple[dict, dict]:
     """``best.yaml``'s content (per study: the winner, its interval, the runner-up), and per
-    study the run id of one of the winner's runs."""
+    study the run id of one of the winner's runs (intervals of the lead at ``level``)."""
     has_val = "final_val_acc" in summary and bool(summary["final_val_acc"].notna().any())
     column, higher, metric = selection_column(selection, has_val, "this config's sweep")
     refuse_predating(summary, column, "selection.metric")
@@ -135,7 +170,7 @@ def select(summary: pd.DataFrame, metrics: pd.DataFrame, selection: dict) -> tup
         if not on_test and not rows[column].notna().any():
             raise HpstudyError(NO_VALIDATION.format(what=f"study {study!r}"))
         best["studies"][study], winners[study] = select_study(
-            rows, metrics, column, higher, metric, best["epoch"]
+            rows, metrics, column, higher, metric, best["epoch"], level
         )
     return best, winners
 
@@ -170,6 +205,12 @@ def write_best(best: dict, path: str | Path) -> None:
         f"# {best['note']}: per study, the setting with the best mean {best['metric']} "
         f"({best['epoch']} epoch) over seeds, with its 95 % interval\n"
     )
+    for study, chosen in best["studies"].items():
+        if chosen.get("at_or_below_chance"):
+            header += (
+                f"# WARNING: the winner of {study} is at or below chance "
+                f"({pct(chosen['chance'])}, the largest class's share): it learned nothing\n"
+            )
     atomic_write_text(path, header + yaml.safe_dump(readable, sort_keys=False))
 
 
@@ -186,6 +227,8 @@ def final_table(best: dict, finals: list[tuple[str, dict]]) -> pd.DataFrame:
             interval = stats.one_sample(accs, 0.0)
             low, high = interval.low, interval.high
         settings = done[0]["params"]["settings"] if done else {}
+        checks = [s.get("checks", {}) for s in done]
+        share = max((c["chance"] for c in checks if "chance" in c), default=math.nan)
         rows.append({
             "study": study,
             "winner": ", ".join(
@@ -197,6 +240,8 @@ def final_table(best: dict, finals: list[tuple[str, dict]]) -> pd.DataFrame:
             "seeds": len(accs), "test_acc_mean": mean, "test_acc_low": low,
             "test_acc_high": high, "diverged": sum(bool(s["diverged"]) for s in done),
             "run_name": done[0]["params"]["name"] if done else None,
+            "chance": share, "at_or_below_chance": bool(mean <= share),
+            "collapsed": sum(bool(c.get("collapsed")) for c in checks),
         })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -204,7 +249,15 @@ def final_table(best: dict, finals: list[tuple[str, dict]]) -> pd.DataFrame:
 def _accuracy(summary: dict) -> float:
     """A final run's test accuracy; a diverged run counts at chance, as everywhere."""
     classes = summary["params"]["data"]["num_classes"]
-    return at_chance(summary["final_test_acc"], summary["diverged"], classes)
+    return run_record.at_chance(summary["final_test_acc"], summary["diverged"], classes)
+
+
+def with_checks(path: Path) -> dict:
+    """A final run's summary.json, with what the tables derive from its files (chance, a
+    collapse to one class) under ``checks``."""
+    summary = json.loads(path.read_text())
+    summary["checks"] = run_checks(path.parent, summary, pd.read_csv(path.parent / "metrics.csv"))
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="each search's folder: its trials compete as one more study",
     )
+    parser.add_argument("--looks", nargs="*", default=[], help="selection.sequential's looks")
+    parser.add_argument("--membership", help="the config's study membership (with --looks)")
     parser.add_argument("--out", required=True, help="best.yaml")
     args = parser.parse_args(argv)
     folders = [args.tables] * bool(args.tables) + args.search_tables
@@ -231,7 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     frames = [read_tables(Path(f), "summary.csv", "metrics.csv") for f in folders]
     summary = pd.concat([f[0] for f in frames], ignore_index=True)
     metrics = pd.concat([f[1] for f in frames], ignore_index=True)
+    claims = {}
+    if args.looks:  # selection.sequential: each study on the seeds its looks stopped at
+        summary, metrics, claims = looks.settled_tables(args.runs_dir, args.membership, args.looks)
     best, winners = select(summary, metrics, json.loads(args.selection))
+    for study, chosen in best["studies"].items():
+        state = claims.get(f"{study}/{looks.SEPARABLE}")
+        if state:  # decided at the look's own level: the sequential verdict is the one
+            chosen["separable"] = state["verdict"] == stats.HOLDS
+            chosen["sequential"] = state["looks"]
     if args.final is not None:
         if not args.added_out:
             parser.error("--final needs --added-out")
@@ -267,12 +330,14 @@ def final_main(argv: list[str] | None = None) -> int:
             "were given; rerun `snakemake`, which passes one per run."
         )
     finals = [
-        (entry["study"], json.loads(Path(path).read_text()))
+        (entry["study"], with_checks(Path(path)))
         for entry, path in zip(entries, args.summaries, strict=True)
     ]
     table = final_table(best, finals)
     write_table(table, args.out)
     for row in table.itertuples():
         accuracy = pct_interval(row.test_acc_mean, row.test_acc_low, row.test_acc_high, row.seeds)
-        print(f"{row.study}: {row.winner}: test accuracy {accuracy} ({row.note})")
+        flag = f", AT OR BELOW CHANCE ({pct(row.chance)})" if row.at_or_below_chance else ""
+        flag += f", {row.collapsed} run(s) predict one class" if row.collapsed else ""
+        print(f"{row.study}: {row.winner}: test accuracy {accuracy} ({row.note}){flag}")
     return 0
