@@ -35,7 +35,6 @@ rule search_tell:
     input:
         proposals=LAYOUT.proposals("{search}", "{round}"),
         summaries=trial_summaries,
-        outputs=trial_outputs,
     output:
         LAYOUT.search_results("{search}", "{round}"),
     log:

@@ -43,7 +43,6 @@ if FINAL:
             best=BEST,
             runs=FINAL_RUNS,
             summaries=final_summaries,
-            outputs=final_outputs,
         output:
             report(
                 FINAL_TABLE,
