@@ -29,7 +29,7 @@ rule all:
     default_target: True
     input:
         run_targets(),
-        results_targets(),
+        results_targets(LAYOUT, PLAN, config),
         added_run_targets,
         LAYOUT.arrays(VARIANT, paths.PRED_FILES) if DATASET["pred"] else [],
     localrule: True

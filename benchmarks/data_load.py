@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import statistics
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hpstudy.core import manifest
 from hpstudy.training.arrays import load_split
 
 
@@ -30,16 +30,7 @@ def write_split(folder: Path, images: int, size: int) -> int:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(images, size, size, 3), dtype=np.uint8)
     y = rng.integers(0, 6, size=images).astype(np.int64)
-    np.save(folder / "train_x.npy", x)
-    np.save(folder / "train_y.npy", y)
-    names = ("train_x.npy", "train_y.npy")
-    digest = {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in names}
-    manifest = {
-        "name": "bench", "image_size": size, "classes": [str(i) for i in range(6)],
-        "splits": {"train": {"count": images, "x": names[0], "y": names[1]}},
-        "sha256": digest, "bytes": {n: (folder / n).stat().st_size for n in names},
-    }  # fmt: skip
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    manifest.write_arrays(folder, {"train": (x, y)}, size, [str(i) for i in range(6)], "bench")
     return (folder / "train_x.npy").stat().st_size
 
 

@@ -3,11 +3,11 @@ preprocess`` writes them (so that a training job checks them as it checks real d
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
+
+from hpstudy.core import manifest
 
 CLASSES = ["buildings", "forest", "glacier", "mountain", "sea", "street"]
 
@@ -16,20 +16,8 @@ def write_processed(out: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]],
                     classes: list[str] = CLASSES, name: str = "bench") -> Path:  # fmt: skip
     """Save each split's images (uint8, N x size x size x 3) and labels (int64) in ``out``,
     with the manifest (counts, sizes and sha256 digests) that training checks them against."""
-    out.mkdir(parents=True, exist_ok=True)
-    entries, names = {}, []
-    for split, (x, y) in splits.items():
-        np.save(out / f"{split}_x.npy", x)
-        np.save(out / f"{split}_y.npy", y.astype(np.int64))
-        entries[split] = {"count": len(y), "x": f"{split}_x.npy", "y": f"{split}_y.npy"}
-        names += [f"{split}_x.npy", f"{split}_y.npy"]
-    manifest = {
-        "name": name, "image_size": size, "classes": classes, "splits": entries,
-        "sha256": {n: hashlib.sha256((out / n).read_bytes()).hexdigest() for n in names},
-        "bytes": {n: (out / n).stat().st_size for n in names},
-    }  # fmt: skip
-    (out / "manifest.json").write_text(json.dumps(manifest))
-    return out
+    labelled = {split: (x, y.astype(np.int64)) for split, (x, y) in splits.items()}
+    return manifest.write_arrays(out, labelled, size, classes, name)
 
 
 def random_processed(out: Path, counts: dict[str, int], size: int = 150, seed: int = 0) -> Path:

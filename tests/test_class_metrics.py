@@ -14,13 +14,14 @@ from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from hpstudy.core.config import validate_config
 from hpstudy.core.errors import HpstudyError
+from hpstudy.core.metrics import maximise
 from hpstudy.report.class_metrics import (
     chance_accuracy,
     chance_from_labels,
     per_class_section,
     prediction_scores,
 )
-from hpstudy.tuning import search_rounds, search_spec, selection
+from hpstudy.tuning import search_rounds, selection
 
 DATA = {"name": "mine", "image_size": 48, "num_classes": 3, "val_count": 60, "test_count": 40}
 LRS = (0.1, 0.01)
@@ -103,7 +104,7 @@ def test_the_config_accepts_class_scores_for_selection_and_search():
         "train": {"class_weight": "balanced", "in_memory": False},
     })  # fmt: skip
     assert config["search"]["s"]["metric"] == "val_balanced_acc"
-    assert search_spec.maximise("val_macro_f1") and not search_spec.maximise("val_loss")
+    assert maximise("val_macro_f1") and not maximise("val_loss")
 
 
 def test_a_search_on_a_class_score_tells_it_and_refuses_older_trials():

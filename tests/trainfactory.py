@@ -7,12 +7,11 @@ step) so the training tests do not depend on the data code.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 
+from hpstudy.core import manifest
 from hpstudy.core.paths import Layout
 from hpstudy.sweep import plan
 from hpstudy.training import identity
@@ -43,30 +42,14 @@ def write_dataset(
     name: str = "tiny",
 ) -> Path:
     """Write ``root/<name>-<size>/`` with train/test arrays and manifest.json; returns it."""
-    out = Path(root) / f"{name}-{size}"
-    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    splits, digests = {}, {}
-    for split, count in (("train", train), ("test", test), ("val", val)):
-        if count == 0:
-            continue
-        x, y = make_images(count, size, rng)
-        for kind, array in (("x", x), ("y", y)):
-            np.save(out / f"{split}_{kind}.npy", array)
-            digests[f"{split}_{kind}.npy"] = hashlib.sha256(
-                (out / f"{split}_{kind}.npy").read_bytes()
-            ).hexdigest()
-        per_class = {c: int((y == i).sum()) for i, c in enumerate(CLASSES)}
-        splits[split] = {"count": count, "per_class": per_class, "x": f"{split}_x.npy",
-                         "y": f"{split}_y.npy"}  # fmt: skip
-    sizes = {name: (out / name).stat().st_size for name in digests}
-    manifest = {
-        "name": name, "image_size": size, "classes": CLASSES, "splits": splits, "resized": 0,
-        "skipped": [], "sha256": digests, "bytes": sizes,
-        "source": {"sha256": "0" * 64, "size_bytes": 0},
-    }  # fmt: skip
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return out
+    counts = (("train", train), ("test", test), ("val", val))
+    splits = {split: make_images(count, size, rng) for split, count in counts if count}
+    source = {"sha256": "0" * 64, "size_bytes": 0}
+    return manifest.write_arrays(
+        Path(root) / f"{name}-{size}", splits, size, CLASSES, name, per_class=True, indent=2,
+        resized=0, skipped=[], source=source,
+    )  # fmt: skip
 
 
 # a tiny custom-CNN run on the CPU: the settings that differ from the schema's defaults

@@ -1,10 +1,12 @@
-"""Which figures each study of a config gets: the ``rule all`` targets of the report stage.
+"""What the workflow asks for: the ``rule all`` targets of the report, selection and search
+steps (each study's figures, the tables, every search's files), as the rules list them.
 
 Light on purpose (no matplotlib, no pandas): the workflow asks for these when it is planned.
 """
 
 from __future__ import annotations
 
+from hpstudy.core import paths
 from hpstudy.core.paths import Layout
 from hpstudy.report import figure_registry, post_runs
 from hpstudy.report.figure_registry import heatmap_kinds
@@ -63,3 +65,54 @@ def figure_targets(layout: Layout, plan, dataset: dict) -> list[str]:
     if any(compared.values()):
         files += [layout.overview_figure("reproduction", ext) for ext in ("png", "svg")]
     return files
+
+
+def search_targets(layout: Layout, searches) -> list[str]:
+    """Every search's files and figures."""
+    figures = [f"figures/{kind}.{ext}" for kind in SEARCH_FIGURES for ext in ("png", "svg")]
+    return [
+        layout.search_file(name, file)
+        for name in searches
+        for file in (*paths.SEARCH_FILES, *figures)
+    ]
+
+
+def search_tables(layout: Layout, searches, files=paths.STUDY_TABLES) -> list[str]:
+    """The tables (``files``) of every search: a search's trials compete as one more study."""
+    return [layout.search_file(name, table) for name in searches for table in files]
+
+
+def selection_targets(layout: Layout, config: dict) -> list[str]:
+    """best.yaml when the config selects, final.csv when it also runs the final runs."""
+    return [layout.selection_file(paths.BEST_FILE)] * bool(config.get("selection")) + [
+        layout.selection_file(paths.FINAL_TABLE)
+    ] * bool(config.get("final"))
+
+
+def step_targets(layout: Layout, config: dict) -> list[str]:
+    """The files of the steps that add runs: each search round's proposals and results, and
+    the final runs' file. Targets of their own, because Snakemake looks for a job's missing
+    output only where a target or a job about to run asks for it: so a deleted one is written
+    again (from the files before it; nothing that is done retrains)."""
+    rounds = [
+        step(name, r)
+        for name, spec in config.get("search", {}).items()
+        for r in range(spec["rounds"])
+        for step in (layout.proposals, layout.search_results)
+    ]
+    return rounds + ([layout.selection_file(paths.FINAL_RUNS)] if config.get("final") else [])
+
+
+def results_targets(layout: Layout, plan, config: dict) -> list[str]:
+    """This config's tables, findings and figures (and TensorBoard folders when enabled).
+    A config may hold searches alone: then there is no grid to tabulate, judge or draw."""
+    grid = [layout.table(name) for name in paths.RESULT_FILES] if plan.studies else []
+    searches = config.get("search", {})
+    # the data audit is an input of the findings; without a grid, a target of its own
+    tables = grid + selection_targets(layout, config) + search_targets(layout, searches)
+    tables += step_targets(layout, config) + [layout.audit(plan.variant)]
+    # what the sweep cost, and what its budget bought (rules cost and budget)
+    tables += [layout.table("cost.csv"), layout.table("budget.csv")]
+    figures = figure_targets(layout, plan, config["dataset"])
+    boards = [f"{layout.results}/tensorboard/{rid}" for rid in plan.runs]
+    return tables + figures + (boards if config["tensorboard"] else [])

@@ -31,11 +31,16 @@ from hpstudy.data.content import CACHE_FILE as CONTENT_CACHE
 from hpstudy.data.content import DigestCache
 from hpstudy.data.refetch import same_zip_after_fetch
 from hpstudy.data.fetch import folder_digest
-from hpstudy.data.command_options import fetch_options, preprocess_options
+from hpstudy.data import command_options
 from hpstudy.training.models.catalog import weights_info
 from hpstudy.sweep.plan import build_plan, write_membership, write_run_specs
 from hpstudy.tuning.search_spec import search_config
-from hpstudy.rule_targets import SEARCH_FIGURES, figure_targets
+from hpstudy.rule_targets import (
+    SEARCH_FIGURES,
+    results_targets,
+    search_tables,
+    selection_targets,
+)
 
 CONFIG_SOURCE = " + ".join(
     map(str, workflow.overwrite_configfiles or ["config/config.yaml"])
@@ -54,22 +59,6 @@ DATASET = config["dataset"]
 RAW_ZIP = LAYOUT.raw_zip(DATASET["name"])
 RAW_META = LAYOUT.raw_meta(DATASET["name"])
 CONDA_ENV = "../../envs/hpstudy.yaml"
-# The split options of fetch and preprocess, quoted for their shell lines (numbers, so the same
-# text as before quoting: these params stay as Snakemake recorded them)
-_SPLIT = {
-    key: shlex.quote(str(DATASET[key]))
-    for key in ("test_fraction", "val_fraction", "split_seed")
-}
-# Settings added later ride on these params, each only when set (quoted there), so a config
-# that does not use them keeps the params Snakemake recorded (fetch_options, preprocess_options)
-SPLIT_ARGS = (
-    f"--test-fraction {_SPLIT['test_fraction']} --split-seed {_SPLIT['split_seed']}"
-    + fetch_options(DATASET)
-)
-PREPROCESS_SPLIT_ARGS = (
-    f"--test-fraction {_SPLIT['test_fraction']} --val-fraction {_SPLIT['val_fraction']}"
-    f" --split-seed {_SPLIT['split_seed']}" + preprocess_options(DATASET)
-)
 HPSTUDY = "python -m hpstudy"
 # The train jobs read their settings from files written here; a job on a cluster node parses
 # the workflow again and finds the files its submitting process wrote.
@@ -91,10 +80,9 @@ wildcard_constraints:
 # Selection and the final runs (select.smk), when the config asks for them
 SELECTION = config.get("selection")
 FINAL = config.get("final")
-BEST = LAYOUT.selection_file("best.yaml")
-FINAL_RUNS = LAYOUT.selection_file("final-runs.json")
-FINAL_TABLE = LAYOUT.selection_file("final.csv")
-SELECTED = [BEST] * bool(SELECTION) + [FINAL_TABLE] * bool(FINAL)
+BEST = LAYOUT.selection_file(paths.BEST_FILE)
+FINAL_RUNS = LAYOUT.selection_file(paths.FINAL_RUNS)
+FINAL_TABLE = LAYOUT.selection_file(paths.FINAL_TABLE)
 
 # Adaptive searches (search.smk): what a finished search writes into its folder
 SEARCHES = config.get("search", {})
@@ -105,26 +93,6 @@ GRID = bool(PLAN.studies)
 SELECT_TABLES_ARG = (
     f" --tables {shlex.quote(LAYOUT.results)}" if GRID else ""
 ) + "".join(f" --search-tables {shlex.quote(LAYOUT.search_dir(n))}" for n in SEARCHES)
-SEARCH_FILES = (
-    "trials.csv", "best.yaml", "journal.log", "metrics.csv", "summary.csv", "summary.json",
-    "seed_summary.csv", "headline.json",
-)  # fmt: skip
-
-
-def search_targets():
-    """Every search's files and figures."""
-    return [
-        LAYOUT.search_file(name, file)
-        for name in SEARCHES
-        for file in (
-            *SEARCH_FILES,
-            *(
-                f"figures/{kind}.{ext}"
-                for kind in SEARCH_FIGURES
-                for ext in ("png", "svg")
-            ),
-        )
-    ]
 
 
 def search_config_json(name):
@@ -146,69 +114,12 @@ def run_targets():
     return run_outputs(RUNS)
 
 
-def step_targets():
-    """The files of the steps that add runs: each search round's proposals and results, and
-    the final runs' file. Targets of their own, because Snakemake looks for a job's missing
-    output only where a target or a job about to run asks for it: so a deleted one is written
-    again (from the files before it; nothing that is done retrains)."""
-    rounds = [
-        step(name, r)
-        for name, spec in SEARCHES.items()
-        for r in range(spec["rounds"])
-        for step in (LAYOUT.proposals, LAYOUT.search_results)
-    ]
-    return rounds + ([FINAL_RUNS] if FINAL else [])
-
-
-def results_targets():
-    """This config's tables, findings and figures (and TensorBoard folders when enabled)."""
-    grid = [LAYOUT.table(name) for name in paths.RESULT_FILES] if GRID else []
-    # the data audit is an input of the findings; without a grid, a target of its own
-    tables = (
-        grid + SELECTED + search_targets() + step_targets() + [LAYOUT.audit(VARIANT)]
-    )
-    # what the sweep cost, and what its budget bought (rules cost and budget)
-    tables += [LAYOUT.table("cost.csv"), LAYOUT.table("budget.csv")]
-    figures = figure_targets(LAYOUT, PLAN, DATASET)
-    boards = [f"{LAYOUT.results}/tensorboard/{rid}" for rid in RUNS]
-    return tables + figures + (boards if config["tensorboard"] else [])
-
-
 def archive_input(wildcards):
     """The user's local zip when dataset.source is `archive`, `ancient`: its content digest
     (a param) decides, not its time, so a copy made anew fetches nothing. A folder is no
     input (Snakemake cannot see files change inside it): see SOURCE_DIGEST."""
-    archive = DATASET["archive"] if DATASET["source"] == "archive" else None
-    return ancient(archive) if archive and not os.path.isdir(archive) else []
-
-
-def local_folder():
-    """The folder of images (or Parquet shards, or one .parquet file) the raw zip is packed
-    from (dataset.path, or a folder given as dataset.archive), or None."""
-    if DATASET["source"] in ("folder", "parquet"):
-        return DATASET["path"]
-    archive = DATASET["archive"] if DATASET["source"] == "archive" else None
-    return archive if archive and os.path.isdir(archive) else None
-
-
-def source_digest(cache):
-    """The local source's content (a fetch param, so exactly a change of its bytes fetches
-    again): a folder's content digest, a local zip's sha256; empty for other sources."""
-    folder = local_folder()
-    setting = "dataset.archive" if DATASET["source"] == "archive" else "dataset.path"
-    if folder and os.path.isdir(folder):
-        return f"folder {folder_digest(folder, setting, cache)}"
-    if DATASET["source"] not in ("archive", "parquet"):
-        return ""
-    source = DATASET["archive"] if DATASET["source"] == "archive" else DATASET["path"]
-    try:
-        return f"{DATASET['source']} {cache.sha256(source)}"
-    except OSError as err:
-        raise HpstudyError(
-            f"The dataset archive {DATASET['archive']} (from `dataset.archive`) cannot be "
-            f"read ({err.strerror or err}). Set `dataset.archive` to the path of the downloaded "
-            "zip (or of a folder holding the dataset), or use `dataset.source: kaggle`."
-        ) from None
+    archive = command_options.local_archive(DATASET)
+    return ancient(archive) if archive else []
 
 
 # What the data's bytes are, decided before any job runs (a job on a cluster node never
@@ -218,7 +129,7 @@ SOURCE_DIGEST, ZIP_SETTLED = "", False
 if not workflow.remote_exec:
     _DIGESTS = DigestCache(CONTENT_CACHE)
     try:
-        SOURCE_DIGEST = source_digest(_DIGESTS)
+        SOURCE_DIGEST = command_options.source_digest(DATASET, _DIGESTS)
         ZIP_SETTLED = same_zip_after_fetch(
             DATASET,
             RAW_ZIP,
@@ -226,7 +137,11 @@ if not workflow.remote_exec:
             LAYOUT.manifest(VARIANT),
             _DIGESTS,
             # Parquet shards are packed their own way: never compared with a folder
-            local_folder() if DATASET["source"] != "parquet" else None,
+            (
+                command_options.local_folder(DATASET)
+                if DATASET["source"] != "parquet"
+                else None
+            ),
         )
     except HpstudyError as err:
         sys.stderr.write(f"hpstudy: error: {err}\n")

@@ -22,22 +22,17 @@ rule fetch_data:
     params:
         source=DATASET["source"],
         kaggle_dataset=DATASET["kaggle_dataset"],
-        split=SPLIT_ARGS,
+        split=command_options.fetch_split_args(DATASET),
         archive=lambda wildcards, input: (
             f"--archive {shlex.quote(input.archive)}" if input.archive else ""
         ),
         # a local folder: its path (a function of the output, which Snakemake does not
         # record: a folder moved or copied elsewhere fetches nothing) ...
-        folder=lambda wildcards, output: (
-            f"--{'path' if DATASET['source'] in ('folder', 'parquet') else 'archive'}"
-            f" {shlex.quote(local_folder())}"
-            if local_folder()
-            else ""
-        ),
+        folder=lambda wildcards, output: command_options.folder_option(DATASET),
         # ... and the local source's content digest: changed bytes fetch again
         content=SOURCE_DIGEST,
     shell:
-        "python -m hpstudy fetch --source {params.source:q} --out {output.zip:q}"
+        f"{HPSTUDY} fetch --source {{params.source:q}} --out {{output.zip:q}}"
         " --kaggle-dataset {params.kaggle_dataset:q} {params.split} {params.archive}"
         " {params.folder} > {log:q} 2>&1"
 
@@ -62,10 +57,10 @@ rule preprocess:
         size=DATASET["image_size"],
         name=DATASET["name"],
         out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
-        split=PREPROCESS_SPLIT_ARGS,
+        split=command_options.preprocess_split_args(DATASET),
         drop_leaks="--drop-leaks" if DATASET["drop_leaks"] else "",
     shell:
-        "python -m hpstudy preprocess --archive {input.zip:q} --out-dir {params.out_dir:q}"
+        f"{HPSTUDY} preprocess --archive {{input.zip:q}} --out-dir {{params.out_dir:q}}"
         " --size {params.size:q} --name {params.name:q} {params.split} {params.drop_leaks}"
         " --threads {threads} > {log:q} 2>&1"
 
@@ -86,7 +81,7 @@ rule audit:
         # a function of the input: Snakemake records no such param (nothing reruns for it)
         data_dir=lambda wildcards, input: os.path.dirname(input.index),
     shell:
-        "python -m hpstudy audit --data-dir {params.data_dir:q}"
+        f"{HPSTUDY} audit --data-dir {{params.data_dir:q}}"
         " --near-duplicate-bits {params.near_bits:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -109,7 +104,7 @@ rule preprocess_pred:
         name=DATASET["name"],
         out_dir=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
-        "python -m hpstudy preprocess --pred --archive {input.zip:q}"
+        f"{HPSTUDY} preprocess --pred --archive {{input.zip:q}}"
         " --out-dir {params.out_dir:q} --size {params.size:q} --name {params.name:q}"
         " --threads {threads} > {log:q} 2>&1"
 
@@ -122,5 +117,5 @@ rule fetch_weights:
     conda:
         CONDA_ENV
     shell:
-        "python -m hpstudy fetch-weights --model {wildcards.model:q} --out {output:q}"
+        f"{HPSTUDY} fetch-weights --model {{wildcards.model:q}} --out {{output:q}}"
         " > {log:q} 2>&1"

@@ -4,11 +4,6 @@
 # changed run rebuilds them and nothing upstream.
 from hpstudy.rule_targets import KIND_PATTERN, OVERVIEW_KINDS
 
-TABLES = {
-    name: LAYOUT.table(name)
-    for name in ("metrics.csv", "summary.csv", "comparison.csv")
-}
-
 
 wildcard_constraints:
     study="|".join(PLAN.studies),
@@ -49,13 +44,19 @@ rule aggregate:
         " > {log:q} 2>&1"
 
 
+# the grid's tables that selection, cost and budget read (none for a config of searches only)
+GRID_TABLES = (
+    [rules.aggregate.output.summary, rules.aggregate.output.metrics] if GRID else []
+)
+
+
 rule compare:
     input:
-        summary=TABLES["summary.csv"],
-        metrics=TABLES["metrics.csv"],
+        summary=rules.aggregate.output.summary,
+        metrics=rules.aggregate.output.metrics,
     output:
         table=report(
-            TABLES["comparison.csv"],
+            LAYOUT.table("comparison.csv"),
             caption="../report/comparison.rst",
             category="Tables",
             labels={"table": "the post's own runs beside ours"},
@@ -75,10 +76,18 @@ rule compare:
         " > {log:q} 2>&1"
 
 
+# the tables the findings and the figures read
+TABLES = {
+    "metrics": rules.aggregate.output.metrics,
+    "summary": rules.aggregate.output.summary,
+    "comparison": rules.compare.output.table,
+}
+
+
 rule findings:
     input:
         **TABLES,
-        selected=SELECTED,
+        selected=selection_targets(LAYOUT, config),
         audit=LAYOUT.audit(VARIANT),
         manifest=LAYOUT.manifest(VARIANT),
         looks=LAST_LOOK,
@@ -109,12 +118,8 @@ rule findings:
 
 rule cost:
     input:
-        grid=[TABLES["summary.csv"], TABLES["metrics.csv"]] if GRID else [],
-        searches=[
-            LAYOUT.search_file(name, table)
-            for name in SEARCHES
-            for table in ("summary.csv", "metrics.csv")
-        ],
+        grid=GRID_TABLES,
+        searches=search_tables(LAYOUT, SEARCHES),
         final=final_summaries if FINAL else [],
     output:
         report(
@@ -141,12 +146,8 @@ rule cost:
 
 rule budget:
     input:
-        grid=[TABLES["summary.csv"], TABLES["metrics.csv"]] if GRID else [],
-        searches=[
-            LAYOUT.search_file(name, table)
-            for name in SEARCHES
-            for table in ("trials.csv", "summary.csv", "metrics.csv")
-        ],
+        grid=GRID_TABLES,
+        searches=search_tables(LAYOUT, SEARCHES, ("trials.csv", *paths.STUDY_TABLES)),
     output:
         report(
             LAYOUT.table("budget.csv"),
@@ -213,7 +214,7 @@ rule overview_figure:
 
 rule tensorboard:
     input:
-        LAYOUT.run_file(RUN, "summary.json"),
+        rules.train.output.summary,
     output:
         directory(f"{LAYOUT.results}/tensorboard/{RUN}"),
     log:

@@ -33,7 +33,7 @@ checkpoint search_round:
 
 rule search_tell:
     input:
-        proposals=LAYOUT.proposals("{search}", "{round}"),
+        proposals=rules.search_round.output[0],
         summaries=trial_summaries,
     output:
         LAYOUT.search_results("{search}", "{round}"),
@@ -59,7 +59,7 @@ rule search_finish:
     output:
         **{
             name.replace(".", "_"): LAYOUT.search_file("{search}", name)
-            for name in SEARCH_FILES
+            for name in paths.SEARCH_FILES
         },
     log:
         LAYOUT.log("search/{search}/finish"),
@@ -77,8 +77,8 @@ rule search_finish:
 
 rule search_figure:
     input:
-        trials=LAYOUT.search_file("{search}", "trials.csv"),
-        summary=LAYOUT.search_file("{search}", "summary.csv"),
+        trials=rules.search_finish.output.trials_csv,
+        summary=rules.search_finish.output.summary_csv,
     output:
         png=report(
             LAYOUT.search_file("{search}", "figures/{search_kind}.png"),

@@ -1,47 +1,47 @@
 # Selection and the final runs (config `selection:` and `final:`; hpstudy.tuning.selection). The
-# winner of each study is picked on validation numbers (best.yaml). With `final:`, selecting is
-# a checkpoint: it writes the settings of runs that did not exist when the DAG was built (an
-# added-runs file, hpstudy.sweep.added_runs); reading that file registers them, and the train rule trains
-# them as ordinary, cached, resumable runs, before final.csv tabulates their test accuracy.
+# winner of each study is picked on validation numbers (best.yaml). Selecting is a checkpoint:
+# with `final:` it also writes the settings of runs that did not exist when the DAG was built
+# (an added-runs file, hpstudy.sweep.added_runs); reading that file registers them, and the
+# train rule trains them as ordinary, cached, resumable runs, before final.csv tabulates their
+# test accuracy. Without `final:` nothing reads its added runs: it is an ordinary step.
+FINAL_ARGS = " --final {params.final:q} --added-out {output.runs:q}" if FINAL else ""
 
 
+checkpoint select:
+    input:
+        grid=GRID_TABLES,
+        searches=search_tables(LAYOUT, SEARCHES),
+        looks=SELECT_LOOKS,
+    output:
+        **({"runs": FINAL_RUNS} if FINAL else {}),
+        best=report(
+            BEST,
+            caption="../report/best.rst",
+            category="Selection",
+            labels={"file": "best.yaml"},
+        ),
+    log:
+        LAYOUT.log("report/select"),
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        **({"final": json.dumps(FINAL)} if FINAL else {}),
+        selection=json.dumps(SELECTION),
+        sources=f"{SELECT_TABLES_ARG}{SELECT_LOOKS_ARG}",
+    shell:
+        f"{HPSTUDY} select{{params.sources}} --runs-dir {shlex.quote(LAYOUT.runs)}"
+        f" --selection {{params.selection:q}}{FINAL_ARGS}"
+        " --out {output.best:q} > {log:q} 2>&1"
+
+
+# only with `final:` (its runs come from the checkpoint's added-runs file)
 if FINAL:
-
-    checkpoint select:
-        input:
-            grid=[TABLES["summary.csv"], TABLES["metrics.csv"]] if GRID else [],
-            searches=[
-                LAYOUT.search_file(name, table)
-                for name in SEARCHES
-                for table in ("summary.csv", "metrics.csv")
-            ],
-            looks=SELECT_LOOKS,
-        output:
-            best=report(
-                BEST,
-                caption="../report/best.rst",
-                category="Selection",
-                labels={"file": "best.yaml"},
-            ),
-            runs=FINAL_RUNS,
-        log:
-            LAYOUT.log("report/select"),
-        localrule: True
-        conda:
-            CONDA_ENV
-        params:
-            selection=json.dumps(SELECTION),
-            final=json.dumps(FINAL),
-            sources=f"{SELECT_TABLES_ARG}{SELECT_LOOKS_ARG}",
-        shell:
-            f"{HPSTUDY} select{{params.sources}} --runs-dir {shlex.quote(LAYOUT.runs)}"
-            " --selection {params.selection:q} --final {params.final:q}"
-            " --added-out {output.runs:q} --out {output.best:q} > {log:q} 2>&1"
 
     rule final_table:
         input:
-            best=BEST,
-            runs=FINAL_RUNS,
+            best=rules.select.output.best,
+            runs=rules.select.output.runs,
             summaries=final_summaries,
         output:
             report(
@@ -58,33 +58,3 @@ if FINAL:
         shell:
             f"{HPSTUDY} final --best {{input.best:q}} --added {{input.runs:q}}"
             " --summaries {input.summaries:q} --out {output:q} > {log:q} 2>&1"
-
-elif SELECTION:
-
-    rule select:
-        input:
-            grid=[TABLES["summary.csv"], TABLES["metrics.csv"]] if GRID else [],
-            searches=[
-                LAYOUT.search_file(name, table)
-                for name in SEARCHES
-                for table in ("summary.csv", "metrics.csv")
-            ],
-            looks=SELECT_LOOKS,
-        output:
-            best=report(
-                BEST,
-                caption="../report/best.rst",
-                category="Selection",
-                labels={"file": "best.yaml"},
-            ),
-        log:
-            LAYOUT.log("report/select"),
-        localrule: True
-        conda:
-            CONDA_ENV
-        params:
-            selection=json.dumps(SELECTION),
-            sources=f"{SELECT_TABLES_ARG}{SELECT_LOOKS_ARG}",
-        shell:
-            f"{HPSTUDY} select{{params.sources}} --runs-dir {shlex.quote(LAYOUT.runs)}"
-            " --selection {params.selection:q} --out {output.best:q} > {log:q} 2>&1"

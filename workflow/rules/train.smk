@@ -9,11 +9,10 @@ rule train:
         manifest=LAYOUT.manifest("{variant}"),
         weights=pretrained_weights if ANY_PRETRAINED else [],
     output:
-        summary=LAYOUT.run_file(RUN, "summary.json"),
-        metrics=LAYOUT.run_file(RUN, "metrics.csv"),
-        params=LAYOUT.run_file(RUN, "params.json"),
-        model=LAYOUT.run_file(RUN, "model.pt"),
-        predictions=LAYOUT.run_file(RUN, paths.PREDICTIONS),
+        **{
+            key: LAYOUT.run_file(RUN, name)
+            for key, name in paths.RUN_OUTPUT_NAMES.items()
+        },
     log:
         LAYOUT.run_file(RUN, paths.TRAIN_LOG),
     conda:
@@ -30,6 +29,6 @@ rule train:
         data_dir=lambda wildcards, input: os.path.dirname(input.manifest),
         out_dir=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
-        "python -m hpstudy train --settings {params.settings:q} --data-dir {params.data_dir:q}"
+        f"{HPSTUDY} train --settings {{params.settings:q}} --data-dir {{params.data_dir:q}}"
         " --out-dir {params.out_dir:q} --threads {threads} --gpus {resources.gpu}"
         " > {log:q} 2>&1"

@@ -70,17 +70,23 @@ def row_digest(row) -> bytes:
     return hashlib.sha256(row).digest()[:DIGEST_BYTES]
 
 
+def read_npy_header(stream) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) from a ``.npy`` stream at its start, which it leaves at
+    the data; ValueError when it is no ``.npy`` file."""
+    version = np.lib.format.read_magic(stream)
+    reader = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
+    return reader(stream)
+
+
 def parse_header(head: bytes, path: Path) -> tuple[int, tuple[int, ...], str]:
     """(header length, shape, dtype) of a C-order, object-free ``.npy`` file's first bytes."""
     stream = io.BytesIO(head)
     try:
-        version = np.lib.format.read_magic(stream)
-        reader = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, fortran, dtype = reader(stream)
+        shape, fortran, dtype = read_npy_header(stream)
     except ValueError as err:
         raise HpstudyError(f"{path} is not a NumPy .npy file ({err}).") from None
     if fortran or dtype.hasobject:

@@ -64,9 +64,10 @@ def sort_key(value: object) -> tuple:
     return (2, 0.0, (text,))
 
 
-def pct(fraction: float) -> str:
-    """An accuracy fraction as a percentage with one decimal: ``81.2%``."""
-    return f"{fraction * 100:.1f}%"
+def pct(fraction: float, sep: str = "") -> str:
+    """An accuracy fraction as a percentage with one decimal: ``81.2%`` (``sep`` goes before
+    the sign: ``81.2 %``)."""
+    return f"{fraction * 100:.1f}{sep}%"
 
 
 def pct_interval(mean: float, low: float, high: float, seeds: int) -> str:
@@ -77,9 +78,14 @@ def pct_interval(mean: float, low: float, high: float, seeds: int) -> str:
     return f"{pct(mean)} [{pct(max(low, 0.0))}, {pct(min(high, 1.0))}] ({seeds} seeds)"
 
 
+def signed_points(fraction: float) -> str:
+    """A difference of accuracy fractions as a bare signed number of points: ``+1.3``."""
+    return f"{fraction * 100:+.1f}"
+
+
 def points(fraction: float) -> str:
     """A difference of accuracy fractions in percentage points: ``+1.3 points``."""
-    return f"{fraction * 100:+.1f} points"
+    return f"{signed_points(fraction)} points"
 
 
 def setting_label(key: str) -> str:
@@ -96,7 +102,7 @@ def points_interval(effect: float, low: float, high: float) -> str:
     """An effect in points with its interval: ``+3.1 points [-0.4, +6.6]``."""
     if low == high:
         return f"{points(effect)} (no spread)"
-    return f"{points(effect)} [{low * 100:+.1f}, {high * 100:+.1f}]"
+    return f"{points(effect)} [{signed_points(low)}, {signed_points(high)}]"
 
 
 def relative(fraction: float, sign: bool = True) -> str:

@@ -32,15 +32,37 @@ from pathlib import Path
 RUN_WILDCARDS = "{variant}/{name}/seed-{seed}"
 # what a finished train job leaves in its run folder (summary.json is written last)
 PREDICTIONS = "predictions.npz"  # the final epoch's test predictions: label, pred, prob
-RUN_OUTPUTS = ("params.json", "metrics.csv", "summary.json", "model.pt", PREDICTIONS)
+# each by the name the train rule gives it (its outputs are this mapping)
+RUN_OUTPUT_NAMES = {
+    "params": "params.json",
+    "metrics": "metrics.csv",
+    "summary": "summary.json",
+    "model": "model.pt",
+    "predictions": PREDICTIONS,
+}
+RUN_OUTPUTS = tuple(RUN_OUTPUT_NAMES.values())
 TRAIN_LOG = "train.log"
 SETTINGS_ROOT = ".snakemake/hpstudy/settings"  # per-run settings files the train jobs read
 PLANS_ROOT = ".snakemake/hpstudy/plans"  # content-addressed study plans for aggregate
+# what `hpstudy aggregate` writes into a results folder (a config's, or a search's)
+AGGREGATE_FILES = (
+    "metrics.csv", "summary.csv", "summary.json", "seed_summary.csv", "headline.json",
+)  # fmt: skip
 # what the report stage of a config writes into its results folder, besides figures
 RESULT_FILES = (
-    "metrics.csv", "summary.csv", "summary.json", "seed_summary.csv", "headline.json",
-    "comparison.csv", "comparison.json", "findings.md", "findings.json",
+    *AGGREGATE_FILES, "comparison.csv", "comparison.json", "findings.md", "findings.json",
 )  # fmt: skip
+# what selection writes into <results>/selection/
+BEST_FILE, FINAL_TABLE, FINAL_RUNS = "best.yaml", "final.csv", "final-runs.json"
+# what a finished search writes into its folder, besides figures (rule search_finish)
+SEARCH_FILES = (
+    "trials.csv", BEST_FILE, "journal.log", *AGGREGATE_FILES,
+)  # fmt: skip
+# a grid's or a search's tables that selection, cost and budget read
+STUDY_TABLES = ("summary.csv", "metrics.csv")
+MANIFEST = "manifest.json"
+INDEX = "index.csv"
+AUDIT = "audit.json"
 ARRAY_FILES = ("train_x.npy", "train_y.npy", "test_x.npy", "test_y.npy")
 VAL_FILES = ("val_x.npy", "val_y.npy")  # with dataset.val_fraction (or the data's own val/)
 PRED_FILES = ("pred_x.npy", "pred_y.npy", "pred.json")
@@ -92,7 +114,7 @@ class Layout:
 
     def manifest(self, variant: str) -> str:
         """The data variant's manifest (the file training jobs depend on)."""
-        return f"{self.processed(variant)}/manifest.json"
+        return f"{self.processed(variant)}/{MANIFEST}"
 
     def arrays(self, variant: str, files=ARRAY_FILES) -> list[str]:
         """The data variant's array files."""
@@ -100,11 +122,11 @@ class Layout:
 
     def index(self, variant: str) -> str:
         """The data variant's per-image fingerprints (what the audit reads)."""
-        return f"{self.processed(variant)}/index.csv"
+        return f"{self.processed(variant)}/{INDEX}"
 
     def audit(self, variant: str) -> str:
         """The data audit, beside the manifest (never an input of a training job)."""
-        return f"{self.processed(variant)}/audit.json"
+        return f"{self.processed(variant)}/{AUDIT}"
 
     def weights_file(self, model: str, file: str) -> str:
         """Where the local rule puts ``model``'s ImageNet weights (``file``: torchvision's own

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from hpstudy.core.formatting import pct, points_size
+
 # per epoch, the scores that weigh every class alike, for the splits evaluated; appended
 # after the older columns, so a metrics.csv written before them keeps its prefix (and reads
 # with these columns empty)
@@ -45,9 +49,19 @@ def divergence(rows: list[dict], num_classes: int) -> str | None:
         return (
             f"exploded: final train loss {last['train_loss']:.3g} > {ceiling:.3g} "
             f"({EXPLOSION_FACTOR:g} x ln {num_classes}) with test accuracy "
-            f"{last['test_acc'] * 100:.1f}% at chance"
+            f"{pct(last['test_acc'])} at chance"
         )
     return None
+
+
+def at_chance(accuracy, diverged, num_classes):
+    """An accuracy as every table, verdict, selection and search reads it: a diverged run
+    (or one without the number) counts at chance, 1 / classes. Takes a run's numbers or
+    arrays of them (one per run); returns a float or an array."""
+    value = np.asarray(np.nan if accuracy is None else accuracy, dtype=float)
+    missing = np.asarray(diverged, dtype=bool) | ~np.isfinite(value)
+    counted = np.where(missing, 1 / np.asarray(num_classes, dtype=float), value)
+    return float(counted) if counted.ndim == 0 else counted
 
 
 # A run is unstable (the post's "keeps jumping around") when its loss explodes, its curves
@@ -99,7 +113,7 @@ def instability(
             reasons.append(f"train loss spiked at epoch {after['epoch']}")
         if acc_a - acc_b > spike_drop(acc_a, test_count):
             reasons.append(
-                f"test accuracy fell {(acc_a - acc_b) * 100:.1f} points at epoch {after['epoch']}"
+                f"test accuracy fell {points_size(acc_a - acc_b)} at epoch {after['epoch']}"
             )
     if predicted_classes == 1 and num_classes > 1:
         reasons.append("collapsed: every test image predicted as one class")

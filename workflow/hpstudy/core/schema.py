@@ -86,3 +86,11 @@ def applies(key: str, settings: dict) -> bool:
 def is_float_setting(key: str) -> bool:
     """Whether the setting is a real number (written canonically as a float)."""
     return setting_spec(key).get("type") == "number"
+
+
+def default(section: str, key: str) -> Any:
+    """The schema's default of the config key ``section.key`` (``default("findings",
+    "margin")``): what a command line falls back to, so it never restates the schema."""
+    schema = load_schema()
+    node = resolve(schema["properties"][section], schema)
+    return copy.deepcopy(resolve(node["properties"][key], schema)["default"])

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from hpstudy.core import manifest as manifest_file
+from hpstudy.core import paths, schema
 from hpstudy.core.atomic import atomic_write_json
 from hpstudy.core.errors import HpstudyError
 from hpstudy.data.fingerprint import read_index
 
-AUDIT_FILE = "audit.json"
-MANIFEST_FILE = "manifest.json"
+AUDIT_FILE = paths.AUDIT
 IMBALANCE_RATIO = 5.0  # a split whose largest class is more than this times its smallest
 EXAMPLES = 3  # member paths per group
 NEAR_EXAMPLES = 5  # near-duplicate pairs shown
@@ -155,10 +156,9 @@ def summary_text(counts: dict[str, int], near_bits: int) -> str:
 
 def _classes_dropped(data_dir) -> list[str]:
     """The class folders preprocessing dropped for holding no decodable image (manifest)."""
-    manifest = Path(data_dir) / "manifest.json"
     try:
-        return list(json.loads(manifest.read_text()).get("classes_dropped", []))
-    except (OSError, ValueError, AttributeError):
+        return list(_manifest_of(Path(data_dir)).get("classes_dropped", []))
+    except AttributeError:  # not a JSON object
         return []
 
 
@@ -202,7 +202,7 @@ def imbalance_text(block: dict) -> str:
 def _manifest_of(data_dir: Path) -> dict:
     """The manifest beside the index (written by the same step), or {} when absent."""
     try:
-        return json.loads((data_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+        return manifest_file.read(data_dir)
     except (OSError, ValueError):
         return {}
 
@@ -259,7 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
         "duplicates in a processed dataset (from its index.csv).",
     )
     parser.add_argument("--data-dir", required=True, help="data/processed/<variant>")
-    parser.add_argument("--near-duplicate-bits", type=int, default=4, help="dHash bits apart")
+    parser.add_argument(
+        "--near-duplicate-bits", type=int, default=schema.default("audit", "near_duplicate_bits"),
+        help="dHash bits apart",
+    )  # fmt: skip
     parser.add_argument("--out", help="the audit file (default: <data-dir>/audit.json)")
     parser.add_argument(
         "--imbalance-ratio", type=float, default=IMBALANCE_RATIO,

@@ -52,18 +52,33 @@ def decode_image_into(
     ``on_decoded``, if given, is then called with the RGB PIL image the row was copied from
     (saving a copy back out of the row, e.g. to fingerprint it).
     """
+
+    def stretched(img: Image.Image) -> tuple[Image.Image, bool]:
+        rgb = img if img.mode == "RGB" else img.convert("RGB")
+        resized = rgb.size != (size, size)
+        return (rgb.resize((size, size), Image.BILINEAR) if resized else rgb), resized
+
+    return decode_with(data, row, stretched, on_decoded)
+
+
+def decode_with(
+    data: bytes,
+    row: np.ndarray,
+    prepare: Callable[[Image.Image], tuple[Image.Image, bool]],
+    on_decoded: Callable[[Image.Image], object] | None = None,
+) -> bool | str:
+    """Decode ``data``, turn it into the row's image with ``prepare`` (which says whether it
+    resized) and copy that into ``row``: whether it resized, or why it could not be decoded
+    (``row`` then left as it was). ``on_decoded`` gets the image the row was copied from."""
     try:
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
             img.load()  # force the full decode now, so a truncated file fails here
-            rgb = img if img.mode == "RGB" else img.convert("RGB")
-            resized = rgb.size != (size, size)
-            if resized:
-                rgb = rgb.resize((size, size), Image.BILINEAR)
+            image, resized = prepare(img)
             # tobytes + frombuffer is the cheapest copy out of PIL (np.asarray goes via a
             # slower array-interface path).
-            row[...] = np.frombuffer(rgb.tobytes(), dtype=np.uint8).reshape(row.shape)
+            row[...] = np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(row.shape)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         return failure_reason(err)
     if on_decoded is not None:
-        on_decoded(rgb)
+        on_decoded(image)
     return resized

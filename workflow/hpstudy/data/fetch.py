@@ -28,12 +28,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+from hpstudy.core import schema
 from hpstudy.core.atomic import atomic_path, atomic_write_json
-from hpstudy.data.content import DigestCache, content_digest, unreadable
 from hpstudy.core.errors import HpstudyError
+from hpstudy.data.content import DigestCache, content_digest, unreadable
 from hpstudy.data.zip_checks import verify_zip
 
-KAGGLE_DATASET = "puneet6060/intel-image-classification"
+KAGGLE_DATASET = schema.default("dataset", "kaggle_dataset")
 # Fixed timestamp and mode for every generated zip entry, so the digits zip is byte-identical
 # on every run (and its sha256 stable).
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -421,17 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--archive", help="local zip to copy, or folder to pack (source: archive)")
     parser.add_argument("--path", help="local folder of images to pack (source: folder)")
     parser.add_argument("--kaggle-dataset", default=KAGGLE_DATASET, help="owner/slug")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="digits only")
-    parser.add_argument("--split-seed", type=int, default=0, help="digits only")
+    parser.add_argument("--test-fraction", type=float, help="digits only",
+                        default=schema.default("dataset", "test_fraction"))  # fmt: skip
+    parser.add_argument("--split-seed", type=int, help="digits only",
+                        default=schema.default("dataset", "split_seed"))  # fmt: skip
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``hpstudy fetch``."""
-    args = build_parser().parse_args(argv)
-    record = fetch(args)
-    print(
-        f"hpstudy fetch: {args.out} ({record['size_bytes']} bytes, sha256 {record['sha256']})",
-        file=sys.stderr,
-    )
-    return 0

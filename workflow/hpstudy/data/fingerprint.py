@@ -28,10 +28,11 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
+from hpstudy.core import paths
 from hpstudy.core.errors import HpstudyError
 
 LOW_VARIANCE_STD = 8.0
-INDEX_FILE = "index.csv"
+INDEX_FILE = paths.INDEX
 INDEX_COLUMNS = ("split", "row", "member", "label", "class", "exact", "dhash", "low_variance")
 _LEVELS = np.arange(256, dtype=np.float64)
 _SQUARES = _LEVELS**2

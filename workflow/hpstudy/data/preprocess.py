@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hpstudy.core import manifest as manifest_file
+from hpstudy.core import schema
 from hpstudy.core.atomic import (
     atomic_path,
     atomic_write_text,
@@ -47,7 +49,7 @@ from hpstudy.data.decode import strict_decoding
 from hpstudy.data.archive_layouts import LAYOUTS, SplitMembers
 from hpstudy.data.zip_checks import open_zip, safe_members
 
-MANIFEST = "manifest.json"
+MANIFEST = manifest_file.FILE
 PRED_INDEX = "pred.json"
 
 
@@ -140,7 +142,7 @@ def write_split(
     summary = {
         "count": len(kept),
         "per_class": {name: per_class.get(name, 0) for name in classes} if split != "pred" else {},
-        "x": f"{split}_x.npy",
+        "x": manifest_file.split_files(split)["x"],
         "y": final_y.name,
     }
     rows = [
@@ -305,8 +307,7 @@ def _manifest(zip_path, out_dir, name, size, members, results, pred, drop_leaks)
     manifest |= {
         "resized": sum(result.resized for result in results.values()),
         "skipped": sorted(skipped, key=lambda entry: entry["member"]),
-        "sha256": {output: sha256_file(out_dir / output) for output in outputs},
-        "bytes": {output: (out_dir / output).stat().st_size for output in outputs},
+        **manifest_file.file_facts(out_dir, outputs, sha256_file),
         "source": {"sha256": sha256_file(zip_path), "size_bytes": zip_path.stat().st_size},
     }
     return manifest
@@ -327,15 +328,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--pred", action="store_true", help="decode only the unlabelled seg_pred images"
     )
     parser.add_argument(
-        "--test-fraction", type=float, default=0.2,
+        "--test-fraction", type=float, default=schema.default("dataset", "test_fraction"),
         help="class folders only (no split folders): each class's share held out as test",
     )  # fmt: skip
     parser.add_argument(
-        "--val-fraction", type=float, default=0.0,
+        "--val-fraction", type=float, default=float(schema.default("dataset", "val_fraction")),
         help="each class's share of train held out as validation, unless the data brings a "
         "val/ folder (0: none)",
     )  # fmt: skip
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of every carved split")
+    parser.add_argument("--split-seed", type=int, help="seed of every carved split",
+                        default=schema.default("dataset", "split_seed"))  # fmt: skip
     parser.add_argument(
         "--drop-leaks", action="store_true",
         help="remove from test and val every exact copy of a training image",

@@ -17,13 +17,12 @@ Every resize is PIL's bilinear, which antialiases (torchvision's default on PIL 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
 
-from hpstudy.data.decode import IMAGE_FORMATS, decode_image_into, failure_reason
+from hpstudy.data.decode import decode_image_into, decode_with
 
 RESIZE_MODES = ("stretch", "crop", "pad")
 CHANNELS = (3, 1)
@@ -83,18 +82,12 @@ def decode_shaped_into(
     Returns whether the image had to be resized, or why it could not be decoded (``row`` is
     then left as it was); ``on_decoded`` gets the PIL image the row was copied from.
     """
-    try:
-        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
-            img.load()  # the full decode now, so a truncated file fails here
-            image = converted(img, channels)
-            resized = image.size != (size, size)
-            image = shape_image(image, size, mode)
-            row[...] = np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(row.shape)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        return failure_reason(err)
-    if on_decoded is not None:
-        on_decoded(image)
-    return resized
+
+    def shaped(img: Image.Image) -> tuple[Image.Image, bool]:
+        image = converted(img, channels)
+        return shape_image(image, size, mode), image.size != (size, size)
+
+    return decode_with(data, row, shaped, on_decoded)
 
 
 def image_decoder(size: int, mode: str = "stretch", channels: int = 3):

@@ -11,6 +11,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hpstudy.core import schema
 from hpstudy.data.label_files import label_members
 from hpstudy.data.parquet_source import ParquetImageBytes, parquet_members
 from hpstudy.data.resize import CHANNELS, RESIZE_MODES
@@ -120,9 +121,10 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
         help="data without a test split: carve it from train (by --test-fraction) or use the "
         "data's own val/ (valid/, validation/) as the test split",
     )  # fmt: skip
-    parser.add_argument("--resize", choices=RESIZE_MODES, default="stretch",
+    parser.add_argument("--resize", choices=RESIZE_MODES, default=schema.default("dataset", "resize"),
                         help="stretch to a square, crop the centre, or pad")  # fmt: skip
-    parser.add_argument("--channels", type=int, choices=CHANNELS, default=3,
+    parser.add_argument("--channels", type=int, choices=CHANNELS,
+                        default=schema.default("dataset", "channels"),
                         help="3 (RGB) or 1 (grayscale, kept as one channel)")  # fmt: skip
     parser.add_argument("--labels", action="store_true",
                         help="classes (and splits) from the label file fetch stored in the zip")  # fmt: skip

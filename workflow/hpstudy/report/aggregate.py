@@ -28,7 +28,7 @@ import pandas as pd
 from hpstudy.core import schema
 from hpstudy.core.atomic import atomic_write_json
 from hpstudy.core.errors import HpstudyError
-from hpstudy.core.paths import PREDICTIONS, RUN_OUTPUTS
+from hpstudy.core.paths import AGGREGATE_FILES, PREDICTIONS, RUN_OUTPUTS
 from hpstudy.core.run_record import METRIC_COLUMNS, instability
 from hpstudy.report.class_metrics import prediction_scores
 from hpstudy.report.tables import (
@@ -211,8 +211,7 @@ def write_results(runs_dir: str | Path, membership: dict, out_dir: str | Path) -
     checks = {rid: run_checks(Path(runs_dir) / rid, *runs[rid]) for rid in run_ids}
     summary = build_summary_table(runs, membership, checks)
     seed_summary = build_seed_summary(summary)
-    names = ("metrics.csv", "summary.csv", "summary.json", "seed_summary.csv", "headline.json")
-    paths = {name: out_dir / name for name in names}
+    paths = {name: out_dir / name for name in AGGREGATE_FILES}
     write_table(build_metrics_table(runs), paths["metrics.csv"])
     write_table(summary, paths["summary.csv"])
     write_records(summary, paths["summary.json"])

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hpstudy.core.atomic import atomic_path
+from hpstudy.core.metrics import maximise as maximised
 from hpstudy.report import exploration
 from hpstudy.report.cost import run_costs
 from hpstudy.report.tables import read_table
@@ -105,13 +106,13 @@ def search_curve(trials: pd.DataFrame, summary, metrics, name: str) -> BudgetCur
     rows = trials[trials["rung"].isna() | (trials["rung"] == 0)] if "rung" in trials else trials
     metric, note = str(trials["metric"].iloc[0]), str(trials["note"].iloc[0])
     rows = rows[np.isfinite(rows["value"].astype(float))].sort_values("trial")
-    maximise = metric.endswith("_acc")
+    higher = maximised(metric)
     costs = run_costs(summary, metrics).set_index("run_id")["device_s"] / 3600
     hours = rows["run_id"].map(costs).astype(float)
     hours = hours.fillna(hours.mean() if hours.notna().any() else 0.0).to_numpy()
     values = rows["value"].astype(float)
-    best = values.cummax() if maximise else values.cummin()
-    return BudgetCurve(name, "trials", metric, note, maximise,
+    best = values.cummax() if higher else values.cummin()
+    return BudgetCurve(name, "trials", metric, note, higher,
                        values.to_numpy(), hours, best.to_numpy())  # fmt: skip
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpstudy.core import stats
+from hpstudy.core import schema, stats
 from hpstudy.core.formatting import (
     format_value,
     pct,
@@ -46,7 +46,7 @@ from hpstudy.core.run_record import instability
 from hpstudy.core.stats import CONTRADICTED, HOLDS, INCONCLUSIVE, Interval
 from hpstudy.report.tables import final_accuracies
 
-MARGIN = 0.02  # default practical margin of an accuracy claim (2 points)
+MARGIN = schema.default("findings", "margin")  # practical margin of an accuracy claim
 LOSS_MARGIN = 0.10  # loss claims: a relative change of 10 %
 TIME_MARGIN = 0.10  # epoch time: a relative change of 10 %
 COST_MARGIN = 0.05  # parameters and memory: a relative change of 5 %

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from hpstudy.core.class_scores import chance_level, class_scores, per_class_accuracy
-from hpstudy.core.formatting import format_value
+from hpstudy.core.formatting import format_value, pct
 from hpstudy.core.paths import PREDICTIONS
 
 FINAL_COLUMNS = ("final_test_balanced_acc", "final_test_macro_f1")
@@ -88,7 +88,7 @@ def per_class_table(run_dirs: list[Path], classes: list[str]) -> pd.DataFrame:
 
 
 def _pct(value: float) -> str:
-    return "–" if not math.isfinite(value) else f"{value * 100:.1f} %"
+    return "–" if not math.isfinite(value) else pct(value, sep=" ")
 
 
 def per_class_section(summary: pd.DataFrame, runs_dir: str | Path) -> list[str]:

@@ -18,12 +18,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from hpstudy.core import stats
+from hpstudy.core import schema, stats
 from hpstudy.core.atomic import atomic_write_json
 from hpstudy.report import post_runs
 from hpstudy.report.tables import read_tables, settings_of, write_table
 
-REPRODUCED_WITHIN = 0.03
+REPRODUCED_WITHIN = schema.default("comparison", "reproduced_within")
 COMPARISON_COLUMNS = [
     "post_run", "post_experiment", "kind", "run_name", "weight_decay_source", "seeds",
     "final_test_acc_mean", "final_test_acc_low", "final_test_acc_high", "post_final_test_acc",

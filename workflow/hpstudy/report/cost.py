@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hpstudy.core import schema
 from hpstudy.core.atomic import atomic_path
 from hpstudy.core.errors import HpstudyError
 from hpstudy.report.tables import read_table
@@ -138,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--final-summaries", nargs="*", default=[],
                         help="the final runs' summary.json files")  # fmt: skip
     parser.add_argument("--runs-dir", help="the run folders (single-seed verdicts)")
-    parser.add_argument("--margin", type=float, default=0.02, help="the findings' margin")
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=schema.default("findings", "margin"),
+        help="the findings' margin",
+    )
     parser.add_argument("--out", required=True, help="cost.csv")
     args = parser.parse_args(argv)
     if len(args.tables) > 1:

@@ -15,6 +15,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from hpstudy.core.metrics import column as metric_column
+from hpstudy.core.metrics import describe, maximise
 from hpstudy.core.stats import spans_decades
 from hpstudy.report.tables import final_accuracies, study_params
 
@@ -43,7 +45,7 @@ def search_trials(trials: pd.DataFrame, params: list[str]) -> Trials:
     if "rung" in trials and trials["rung"].notna().any():
         note += f"; rung 0 ({int(rows['epochs'].iloc[0])} epochs), where every trial ran"
     frame = rows[[*params, VALUE, "trial", "state"]]
-    return Trials(frame, params, metric, note, maximise=metric.endswith("_acc"))
+    return Trials(frame, params, metric, note, maximise=maximise(metric))
 
 
 def study_trials(summary: pd.DataFrame, study: str) -> Trials:
@@ -52,16 +54,12 @@ def study_trials(summary: pd.DataFrame, study: str) -> Trials:
     rows = summary[summary["study"] == study]
     params = study_params(rows.iloc[0])
     has_val = "final_val_acc" in rows and rows["final_val_acc"].notna().any()
-    if has_val:
-        chance = 1 / rows["num_classes"].astype(float)
-        values = rows["final_val_acc"].astype(float).where(~rows["diverged"].astype(bool), chance)
-        metric, note = "val_acc", "final validation accuracy of each run"
-    else:
-        values = pd.Series(final_accuracies(rows), index=rows.index)
-        metric = "test_acc"
-        note = "final test accuracy of each run (no validation split: exploration only)"
+    metric = "val_acc" if has_val else "test_acc"
+    note = f"{describe(metric)} of each run"
+    if not has_val:
+        note += " (no validation split: exploration only)"
     frame = rows[params].copy()
-    frame[VALUE] = values.fillna(1 / rows["num_classes"].astype(float))
+    frame[VALUE] = final_accuracies(rows, metric_column(metric))
     return Trials(frame, params, metric, note)
 
 

@@ -284,15 +284,10 @@ def weight_decay(ctx: Context, study: str, table: str) -> list[Finding]:
     below it; the weaker of the two."""
     rows, key = study_rows(ctx.summary, study)
     values = values_of(rows, key)
-    f = claim(
-        ctx,
-        "Weight decay",
-        study,
-        table,
-        "extreme-underfits",
-        "Too high a weight decay causes severe underfitting: learning ability almost zero.",
-        "the extreme weight decay ends closer to chance than to the normal one, and far below it",
-    )
+    f = claim(ctx, "Weight decay", study, table, "extreme-underfits",
+              "Too high a weight decay causes severe underfitting: learning ability almost zero.",
+              "the extreme weight decay ends closer to chance than to the normal one, and far "
+              "below it")  # fmt: skip
     if len(values) < 2:
         return [not_testable(f, "needs at least two weight decays")]
     extreme, normal = at(rows, key, values[-1]), at(rows, key, values[0])

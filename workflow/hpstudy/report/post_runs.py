@@ -19,12 +19,14 @@ import csv
 import functools
 from importlib import resources
 
+from hpstudy.core import schema
 from hpstudy.training.identity import canonical_settings, identity_settings
 
 POST_DATASET = "intel-image-classification"
 POST_IMAGE_SIZE = 150
 POST_NUM_CLASSES = 6
-ASSUMED_WEIGHT_DECAY = 0.01  # the example in the post's README; most runs recorded none
+# the example in the post's README (most runs recorded none): the schema's default
+ASSUMED_WEIGHT_DECAY = schema.default("comparison", "assumed_weight_decay")
 UNLABELLED = "unlabelled"  # the post's runs 7 and 9: kernel widths unknown
 RECORDED = ("model", "pretrained", "lr", "batch_size", "epochs")
 IGNORED = ("deterministic",)

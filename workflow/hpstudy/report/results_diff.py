@@ -23,7 +23,7 @@ import pandas as pd
 
 from hpstudy.core import stats
 from hpstudy.core.errors import HpstudyError
-from hpstudy.core.formatting import pct, points
+from hpstudy.core.formatting import pct, points, signed_points
 from hpstudy.report.tables import final_accuracies, read_table, write_table
 
 KEYS = ["variant", "name"]
@@ -107,7 +107,7 @@ def render(joined: pd.DataFrame, only: pd.DataFrame, a: str, b: str) -> str:
         "|---|---|---|---|---|---|",
     ]
     for r in joined.itertuples():
-        diff = f"{points(r.diff)} [{r.diff_low * 100:+.1f}, {r.diff_high * 100:+.1f}]"
+        diff = f"{points(r.diff)} [{signed_points(r.diff_low)}, {signed_points(r.diff_high)}]"
         diff += " (single-seed)" if r.method == "binomial" else ""
         lines.append(
             f"| {r.variant} | `{r.name}` | {r.seeds_a}/{r.seeds_b} | "

@@ -356,7 +356,7 @@ def heatmap_figure(
     for (i, j), value in np.ndenumerate(table):
         if np.isfinite(value):
             color = "white" if value < np.nanmean(table) else "black"
-            ax.text(j, i, f"{value * 100:.1f}%\n(n={counts[i, j]})", ha="center", va="center",
+            ax.text(j, i, f"{pct(value)}\n(n={counts[i, j]})", ha="center", va="center",
                     fontsize="x-small", color=color)  # fmt: skip
     ax.set_xticks(range(len(xs)), [format_value(x) for x in xs], fontsize="small")
     ax.set_yticks(range(len(ys)), [format_value(y) for y in ys], fontsize="small")

@@ -22,6 +22,7 @@ from hpstudy.core import schema
 from hpstudy.core.atomic import atomic_path, atomic_write_json
 from hpstudy.core.errors import HpstudyError
 from hpstudy.core.formatting import format_value
+from hpstudy.core.run_record import at_chance
 
 RUN_COLUMNS = ["run_id", "variant", "name", "seed"]
 DATA_COLUMNS = ["dataset", "image_size", "num_classes"]
@@ -57,13 +58,14 @@ def settings_of(row) -> dict:
     return settings
 
 
-def final_accuracies(rows: pd.DataFrame) -> np.ndarray:
-    """Final test accuracy per summary row, a diverged run counted at chance (1 / classes):
-    how every verdict and figure reads a run's result."""
-    acc = rows["final_test_acc"].astype(float).to_numpy()
-    chance = 1 / rows["num_classes"].astype(float).to_numpy()
-    diverged = rows["diverged"].astype(bool).to_numpy() | ~np.isfinite(acc)
-    return np.where(diverged, chance, acc)
+def final_accuracies(rows: pd.DataFrame, column: str = "final_test_acc") -> np.ndarray:
+    """Final test accuracy (or another accuracy ``column``) per summary row, a diverged run
+    counted at chance: how every verdict and figure reads a run's result."""
+    return at_chance(
+        rows[column].astype(float).to_numpy(),
+        rows["diverged"].astype(bool).to_numpy(),
+        rows["num_classes"].astype(float).to_numpy(),
+    )
 
 
 def study_params(row) -> list[str]:

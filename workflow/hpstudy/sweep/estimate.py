@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hpstudy.core import paths
 from hpstudy.core.config import load_config
 from hpstudy.core.errors import HpstudyError
 from hpstudy.core.paths import Layout
@@ -187,7 +188,7 @@ def _later_runs(config, plan, layout: Layout, timings, study_mean, est: Estimate
     """The final runs (from their added-runs file once selection has written it, else one
     winner per study and search at its study's mean) and the sequential seeds (worst case)."""
     batches = []
-    final_file = Path(layout.selection_file("final-runs.json"))
+    final_file = Path(layout.selection_file(paths.FINAL_RUNS))
     if config.get("final") and final_file.is_file():
         runs = [run for _, run in added_runs.read(final_file, plan.variant, config["dataset"])]
         size = int(config["dataset"]["image_size"])

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hpstudy.core import paths
 from hpstudy.core.config import load_config
 from hpstudy.core.errors import HpstudyError
 from hpstudy.core.paths import TRAIN_LOG, Layout
@@ -171,7 +172,7 @@ def added_groups(config: dict, layout: Layout, plan: Plan) -> list[Group]:
     the final runs are not planned yet while the selection has not run, the sequential seeds
     (at their worst case) before their look."""
     groups, found = [], set()
-    for path in sorted(Path(layout.selection_file("best.yaml")).parent.glob("*-runs.json")):
+    for path in sorted(Path(layout.selection_file(paths.BEST_FILE)).parent.glob("*-runs.json")):
         stem = path.name.removesuffix("-runs.json")
         found.add(stem)
         pairs = added_runs.read(path, plan.variant, config["dataset"])

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hpstudy.core import manifest as manifest_file
+from hpstudy.core.chunk_digests import read_npy_header
 from hpstudy.core.errors import HpstudyError
 from hpstudy.training.batches import DeviceSplit
 
@@ -30,9 +32,9 @@ REBUILD_FIX = (
 
 def load_manifest(data_dir: str | Path) -> dict:
     """The processed data's manifest.json (classes, image size, splits, file digests)."""
-    path = Path(data_dir) / "manifest.json"
+    path = Path(data_dir) / manifest_file.FILE
     try:
-        manifest = json.loads(path.read_text())
+        manifest = manifest_file.read(data_dir)
     except FileNotFoundError as err:
         raise HpstudyError(
             f"No processed dataset at {data_dir}: {path} is missing. Run the preprocess step "
@@ -70,13 +72,7 @@ def read_verified_array(path: Path, sha256: str, size: int | None, dtype: str) -
         raise _refuse(path, "its sha256 differs from the one the manifest records")
     header = io.BytesIO(buffer[: min(actual, 1 << 16)].tobytes())
     try:
-        version = np.lib.format.read_magic(header)
-        read_header = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, fortran, found = read_header(header)
+        shape, fortran, found = read_npy_header(header)
     except ValueError as err:
         raise _refuse(path, f"it is not a NumPy .npy file ({err})") from None
     if found.hasobject:

@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 
 from hpstudy.core.errors import HpstudyError
+from hpstudy.core.metrics import column as metric_column
+from hpstudy.core.metrics import maximise
+from hpstudy.core.run_record import at_chance
 from hpstudy.tuning.class_score_runs import refuse_predating_summaries
 from hpstudy.tuning.search_space import (
     decode_params,
@@ -20,9 +23,7 @@ from hpstudy.tuning.search_spec import (
     COMPLETE,
     DIVERGED,
     FAILED,
-    SUMMARY_COLUMN,
     TOLD_KEYS,
-    maximise,
     metric_of,
     note,
     rung_epochs,
@@ -92,7 +93,7 @@ def tell(spec: dict, proposals: dict, summaries: list[dict]) -> dict:
     """The round's results: each trial's metric at its last epoch, in slot order. A diverged
     trial counts at chance for an accuracy metric and fails for a loss."""
     metric = metric_of(spec)
-    column = SUMMARY_COLUMN[metric]
+    column = metric_column(metric)
     refuse_predating_summaries(summaries, column, f"search metric {spec['metric']}")
     told = []
     for entry, summary in zip(proposals["runs"], summaries, strict=True):
@@ -111,10 +112,11 @@ def tell(spec: dict, proposals: dict, summaries: list[dict]) -> dict:
 def told_value(metric: str, summary: dict) -> tuple[float | None, str]:
     """A trial's value and state from its summary.json: its metric at its last epoch; a
     diverged trial counts at chance for an accuracy metric and fails for a loss."""
-    value = summary.get(SUMMARY_COLUMN[metric])
+    value = summary.get(metric_column(metric))
     if summary["diverged"] or value is None:
-        chance = 1 / summary["params"]["data"]["num_classes"]
-        return (chance, DIVERGED) if maximise(metric) else (None, FAILED)
+        if not maximise(metric):
+            return None, FAILED
+        return at_chance(value, True, summary["params"]["data"]["num_classes"]), DIVERGED
     return value, COMPLETE
 
 

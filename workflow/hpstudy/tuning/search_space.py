@@ -10,11 +10,8 @@ import numpy as np
 
 from hpstudy.core import schema
 from hpstudy.core.formatting import format_value
-from hpstudy.tuning.search_spec import (
-    FAILED,
-    maximise,
-    metric_of,
-)
+from hpstudy.core.metrics import maximise
+from hpstudy.tuning.search_spec import FAILED, metric_of
 
 SIGNIFICANT_DIGITS = 3
 

@@ -7,17 +7,12 @@ from __future__ import annotations
 
 import logging
 
+from hpstudy.core.metrics import on_test
 from hpstudy.training import identity
 
 LOG = logging.getLogger("hpstudy.tuning.search")
 ON_TEST = "searched on the test set"
 ON_VAL = "searched on the validation split"
-SUMMARY_COLUMN = {  # the metric -> the summary.json number it reads (a trial's last epoch)
-    "val_acc": "final_val_acc", "val_loss": "final_val_loss",
-    "test_acc": "final_test_acc", "test_loss": "final_test_loss",
-    **{f"{split}_{score}": f"final_{split}_{score}" for split in ("val", "test")
-       for score in ("balanced_acc", "macro_f1")},
-}  # fmt: skip
 TOLD_KEYS = frozenset({"trial", "run_id", "value", "state", "epochs", "params"})  # per told trial
 COMPLETE, DIVERGED, FAILED = "complete", "diverged", "failed"
 
@@ -40,12 +35,7 @@ def spec_of(config: dict, name: str) -> dict:
 def metric_of(spec: dict) -> str:
     """The summary metric a search optimises (the test split's with ``on_test``)."""
     metric = spec["metric"]
-    return metric.replace("val_", "test_") if spec["on_test"] else metric
-
-
-def maximise(metric: str) -> bool:
-    """Accuracy, balanced accuracy and macro-F1 are maximised, loss minimised."""
-    return not metric.endswith("_loss")
+    return on_test(metric) if spec["on_test"] else metric
 
 
 def note(spec: dict) -> str:

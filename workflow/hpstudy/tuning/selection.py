@@ -30,10 +30,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from hpstudy.core import stats
+from hpstudy.core import run_record, stats
 from hpstudy.core.atomic import atomic_write_text
 from hpstudy.core.errors import HpstudyError
 from hpstudy.core.formatting import format_value, pct, pct_interval, sort_key
+from hpstudy.core.metrics import column as metric_column
+from hpstudy.core.metrics import maximise, on_test
 from hpstudy.report import looks
 from hpstudy.report.aggregate import run_checks
 from hpstudy.report.tables import read_tables, study_params, write_table
@@ -42,22 +44,6 @@ from hpstudy.tuning.class_score_runs import refuse_predating
 
 ON_TEST = "selected on the test set"
 ON_VAL = "selected on the validation split"
-COLUMNS = {  # (metric, epoch) -> the summary column that holds it, and whether higher is better
-    ("val_acc", "final"): ("final_val_acc", True),
-    ("val_acc", "best"): ("best_val_acc", True),
-    ("val_loss", "final"): ("final_val_loss", False),
-    ("val_loss", "best"): ("min_val_loss", False),
-    ("test_acc", "final"): ("final_test_acc", True),
-    ("test_acc", "best"): ("best_test_acc", True),
-    ("test_loss", "final"): ("final_test_loss", False),
-    ("test_loss", "best"): ("min_test_loss", False),
-    **{
-        (f"{split}_{score}", epoch): (f"{epoch}_{split}_{score}", True)
-        for split in ("val", "test")
-        for score in ("balanced_acc", "macro_f1")
-        for epoch in ("final", "best")
-    },
-}
 NO_VALIDATION = (
     "selection picks each study's winner on validation numbers, and {what} has none (the data "
     "has no validation split, or the runs train on train+val). Set `dataset.val_fraction` "
@@ -73,9 +59,8 @@ def selection_column(selection: dict, has_val: bool, what: str) -> tuple[str, bo
     if not has_val:
         if not selection.get("on_test"):
             raise HpstudyError(NO_VALIDATION.format(what=what))
-        metric = metric.replace("val_", "test_")
-    column, higher = COLUMNS[(metric, epoch)]
-    return column, higher, metric
+        metric = on_test(metric)
+    return metric_column(metric, epoch), maximise(metric), metric
 
 
 def describe(values: tuple, keys: list[str], rows: pd.DataFrame, column: str) -> dict:
@@ -263,10 +248,8 @@ def final_table(best: dict, finals: list[tuple[str, dict]]) -> pd.DataFrame:
 
 def _accuracy(summary: dict) -> float:
     """A final run's test accuracy; a diverged run counts at chance, as everywhere."""
-    acc = summary["final_test_acc"]
-    if summary["diverged"] or acc is None:
-        return 1 / summary["params"]["data"]["num_classes"]
-    return float(acc)
+    classes = summary["params"]["data"]["num_classes"]
+    return run_record.at_chance(summary["final_test_acc"], summary["diverged"], classes)
 
 
 def with_checks(path: Path) -> dict:
