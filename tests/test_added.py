@@ -4,7 +4,7 @@ own, and known to ``hpstudy restore``."""
 from __future__ import annotations
 
 import pytest
-from runfactory import write_run
+from support.runfactory import write_run
 
 from hpstudy.core.config import validate_config
 from hpstudy.core.errors import HpstudyError

@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 import pytest
-from runfactory import Sweep, approach, write_run
+from support.runfactory import Sweep, approach, write_run
 
 from hpstudy.cli import main as cli_main
 from hpstudy.core.errors import HpstudyError

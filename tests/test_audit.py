@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from zipfactory import image_bytes, photo_like, solid, write_zip
+from support.zipfactory import image_bytes, photo_like, solid, write_zip
 
 import hpstudy.data.audit as audit_module
 from hpstudy.cli import main as cli_main

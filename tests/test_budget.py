@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from runfactory import Sweep
+from support.runfactory import Sweep
 
 from hpstudy.report import budget
 from hpstudy.report.trial_figures import budget_figure

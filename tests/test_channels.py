@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from trainfactory import run_spec, write_dataset
+from support.trainfactory import run_spec, write_dataset
 
 from hpstudy.core.errors import HpstudyError
 from hpstudy.sweep import plan

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from runfactory import Sweep, approach
 from sklearn.metrics import balanced_accuracy_score, f1_score
+from support.runfactory import Sweep, approach
 
 from hpstudy.core.config import validate_config
 from hpstudy.core.errors import HpstudyError

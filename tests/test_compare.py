@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from runfactory import Sweep
+from support.runfactory import Sweep
 
 from hpstudy import rule_targets
 from hpstudy.cli import main as cli_main

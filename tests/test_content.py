@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from zipfactory import layout_dataset, write_folder
+from support.zipfactory import layout_dataset, write_folder
 
 from hpstudy.data import content
 from hpstudy.data.content import DigestCache

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from runfactory import Sweep
+from support.runfactory import Sweep
 
 from hpstudy.cli import main as cli_main
 from hpstudy.report import cost

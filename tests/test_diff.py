@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from runfactory import Sweep, approach
+from support.runfactory import Sweep, approach
 
 from hpstudy import cli
 from hpstudy.report import results_diff

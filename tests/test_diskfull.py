@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from runfactory import Sweep
-from trainfactory import run_spec, write_dataset
-from zipfactory import solid_dataset, write_zip
+from support.runfactory import Sweep
+from support.trainfactory import run_spec, write_dataset
+from support.zipfactory import solid_dataset, write_zip
 
 CLASSES = ["buildings", "forest", "glacier"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from zipfactory import add_symlink, layout_dataset, solid_dataset, write_folder, write_zip
+from support.zipfactory import add_symlink, layout_dataset, solid_dataset, write_folder, write_zip
 
 from hpstudy.cli import main as cli_main
 from hpstudy.core.errors import HpstudyError

@@ -5,8 +5,8 @@ from __future__ import annotations
 import matplotlib.colors as mcolors
 import numpy as np
 import pytest
-from runfactory import Sweep, approach
 from scipy import stats as scipy_stats
+from support.runfactory import Sweep, approach
 
 from hpstudy import rule_targets
 from hpstudy.cli import main as cli_main

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from runfactory import Sweep, approach
+from support.runfactory import Sweep, approach
 
 from hpstudy.cli import main as cli_main
 from hpstudy.core import run_record

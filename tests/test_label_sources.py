@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from zipfactory import class_colour, image_bytes, layout_dataset, solid, write_folder
+from support.zipfactory import class_colour, image_bytes, layout_dataset, solid, write_folder
 
 from hpstudy.core.errors import HpstudyError
 from hpstudy.data import fetch_sources

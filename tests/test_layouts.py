@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from zipfactory import (
+from support.zipfactory import (
     CLASSES,
     image_bytes,
     jpeg_bytes,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from runfactory import Sweep, approach, write_run
+from support.runfactory import Sweep, approach, write_run
 
 from hpstudy.cli import main as cli_main
 from hpstudy.core.stats import HOLDS

@@ -154,7 +154,7 @@ def test_weights_of_another_model_are_refused_naming_the_mismatch(tmp_path):
 
 @pytest.mark.slow  # spawns processes and waits on them: seconds each
 def test_a_torchvision_model_trains_an_epoch_on_the_digits(tmp_path):
-    from trainfactory import run_spec
+    from support.trainfactory import run_spec
 
     from hpstudy.data.fetch import write_digits_zip
     from hpstudy.data.preprocess import preprocess_archive

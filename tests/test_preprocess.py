@@ -15,8 +15,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from torchvision.transforms import Resize
-from zipfactory import (
+from support.zipfactory import (
     add_symlink,
     class_colour,
     jpeg_bytes,
@@ -27,6 +26,7 @@ from zipfactory import (
     solid_dataset,
     write_zip,
 )
+from torchvision.transforms import Resize
 
 from hpstudy.cli import main as cli_main
 from hpstudy.core.errors import HpstudyError

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import yaml
 from conftest import REPO, copy_repo, snakemake
+from support.zipfactory import image_bytes, photo_like, write_folder
 from test_workflow import nothing_to_do, planned_runs
-from zipfactory import image_bytes, photo_like, write_folder
 
 from hpstudy.data.fetch import pack_folder
 

@@ -300,7 +300,7 @@ def test_history_marks_the_best_so_far():
 
 
 def test_a_grid_study_gets_its_runs_as_trials(tmp_path):
-    from runfactory import Sweep, approach
+    from support.runfactory import Sweep, approach
 
     sweep = Sweep(tmp_path, data={"val_count": 50})
     sweep.study(

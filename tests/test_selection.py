@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import yaml
-from runfactory import Sweep, approach, write_run
+from support.runfactory import Sweep, approach, write_run
 
 from hpstudy.cli import main as cli_main
 from hpstudy.core.config import validate_config

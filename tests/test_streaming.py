@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from trainfactory import read_metrics, run_spec, write_dataset
+from support.trainfactory import read_metrics, run_spec, write_dataset
 
 from hpstudy.core import chunk_digests as cd
 from hpstudy.core.errors import HpstudyError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 
 import pytest
-from runfactory import write_run
+from support.runfactory import write_run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 

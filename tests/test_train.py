@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from trainfactory import read_metrics, run_spec, write_dataset
+from support.trainfactory import read_metrics, run_spec, write_dataset
 
 from hpstudy import cli as hpstudy_cli
 from hpstudy.core.atomic import temp_name

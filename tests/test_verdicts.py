@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import yaml
-from runfactory import Sweep, approach, write_run
+from support.runfactory import Sweep, approach, write_run
 
 from hpstudy.cli import main as cli_main
 from hpstudy.core.stats import CONTRADICTED, HOLDS, INCONCLUSIVE

@@ -335,7 +335,7 @@ def test_configs_side_by_side_in_one_checkout_share_equal_runs_and_nothing_else(
 def test_a_folder_of_class_folders_gets_splits_an_audit_a_winner_and_its_test_number(tmp_path):
     """What a user with their own images does: point `dataset` at the folder, ask for a
     validation split, selection and a final run."""
-    from zipfactory import image_bytes, photo_like, write_folder
+    from support.zipfactory import image_bytes, photo_like, write_folder
 
     workdir = copy_repo(tmp_path / "repo")
     rng = np.random.default_rng(0)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import copy_repo, snakemake
 from PIL import Image
-from zipfactory import image_bytes, photo_like, write_folder
+from support.zipfactory import image_bytes, photo_like, write_folder
 
 from hpstudy.data.variant import data_variant
 

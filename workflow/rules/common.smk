@@ -198,11 +198,6 @@ def final_summaries(wildcards):
     return [LAYOUT.run_file(run.run_id, "summary.json") for run in final_runs()]
 
 
-def final_outputs(wildcards):
-    """Every output of the final runs (a run missing one is trained again)."""
-    return run_outputs(run.run_id for run in final_runs())
-
-
 def round_runs(search, round_):
     """A search round's trials, once its checkpoint has proposed them."""
     proposals = checkpoints.search_round.get(search=search, round=round_)
@@ -231,11 +226,6 @@ def trial_summaries(wildcards):
     """A search round's trial summaries."""
     runs = trial_runs(wildcards)
     return [LAYOUT.run_file(run.run_id, "summary.json") for run in runs]
-
-
-def trial_outputs(wildcards):
-    """Every output of a search round's trials (a trial missing one is trained again)."""
-    return run_outputs(run.run_id for run in trial_runs(wildcards))
 
 
 def pretrained_weights(wildcards):

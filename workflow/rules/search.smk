@@ -35,7 +35,6 @@ rule search_tell:
     input:
         proposals=rules.search_round.output[0],
         summaries=trial_summaries,
-        outputs=trial_outputs,
     output:
         LAYOUT.search_results("{search}", "{round}"),
     log:

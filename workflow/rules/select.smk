@@ -43,7 +43,6 @@ if FINAL:
             best=rules.select.output.best,
             runs=rules.select.output.runs,
             summaries=final_summaries,
-            outputs=final_outputs,
         output:
             report(
                 FINAL_TABLE,
