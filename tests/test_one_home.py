@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from trainfactory import write_dataset
+from support.trainfactory import write_dataset
 
 from hpstudy.core import manifest, metrics, schema
 from hpstudy.core.run_record import at_chance
