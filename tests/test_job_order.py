@@ -23,4 +23,3 @@ def test_the_demo_starts_its_resnet18_runs_first():
     order = sorted(runs, key=lambda run: -train_priority(run.settings))
     models = [run.settings["model"] for run in order]
     assert models == ["resnet18"] * 9 + ["custom"] * 21
-
