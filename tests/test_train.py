@@ -111,6 +111,19 @@ def test_keep_checkpoint_keeps_the_resume_checkpoint(tmp_path, tiny):
     assert checkpoint.load_checkpoint(spec["checkpoint_dir"], trajectory_key(other), 2) is None
 
 
+def test_a_run_writes_no_checkpoint_after_its_last_epoch_unless_kept(tmp_path, tiny, monkeypatch):
+    saved = []
+    real = checkpoint.save_checkpoint
+    monkeypatch.setattr(
+        checkpoint, "save_checkpoint", lambda d, s: saved.append(s["epoch"]) or real(d, s)
+    )
+    run(tmp_path / "dropped", tiny, epochs=3)
+    assert saved == [1, 2]  # the third would be removed at once with the run's checkpoints
+    saved.clear()
+    run(tmp_path / "kept", tiny, epochs=3, keep_checkpoint=True)
+    assert saved == [1, 2, 3]
+
+
 def test_same_settings_and_seed_give_bit_identical_metrics_on_cpu(tmp_path, tiny):
     runs = [run(tmp_path / f"r{i}", tiny, flip=True, normalization="imagenet") for i in (1, 2)]
     first, second = (untimed(read_metrics(out / "metrics.csv")) for _, _, out in runs)

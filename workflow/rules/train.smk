@@ -2,6 +2,7 @@
 # the settings that change its numbers, its seed, the digest of the code that computes them
 # and its pretrained weights. Snakemake retrains a run exactly when that identity changes; the
 # full settings travel in a file the job reads, so the shell line never changes.
+from hpstudy.sweep.run_times import train_priority
 
 
 rule train:
@@ -15,6 +16,8 @@ rule train:
         },
     log:
         LAYOUT.run_file(RUN, paths.TRAIN_LOG),
+    # the longest runs first (hpstudy.sweep.run_times.train_priority)
+    priority: lambda wildcards: train_priority(known_run(wildcards).settings)
     conda:
         CONDA_ENV
     threads: config["threads"]["train"]
