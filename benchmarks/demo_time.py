@@ -132,7 +132,8 @@ def main() -> None:
     for rule, times in sorted(by_rule.items(), key=lambda kv: -sum(kv[1])):
         print(f"  {rule:<14} {len(times):>4} {sum(times):>8.1f} {sum(times) / len(times):>8.2f}")
     print(f"  {'snakemake':<14} {'':>4} {snakemake_s:>8.1f}   (itself: planning, scheduling)")
-    print(f"  {'other':<14} {'':>4} {total - in_jobs - snakemake_s:>8.1f}   (job shells, git)")
+    rest = total - in_jobs - snakemake_s
+    print(f"  {'other':<14} {'':>4} {rest:>8.1f}   (job shells, other processes)")
     if tmp is not None:
         tmp.cleanup()
 
