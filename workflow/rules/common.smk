@@ -222,6 +222,14 @@ def added_run_targets(wildcards):
     return run_outputs(run.run_id for run in runs + (final_runs() if FINAL else []))
 
 
+def search_trial_outputs(wildcards):
+    """Every output of every trial of a search: its last step reads their folders, so it
+    waits for a trial being trained again (e.g. one that lost an output)."""
+    rounds = range(SEARCHES[wildcards.search]["rounds"])
+    runs = [run for r in rounds for run in round_runs(wildcards.search, r)]
+    return run_outputs(run.run_id for run in runs)
+
+
 def trial_summaries(wildcards):
     """A search round's trial summaries."""
     runs = trial_runs(wildcards)

@@ -56,6 +56,7 @@ rule search_finish:
             LAYOUT.search_results(wildcards.search, k)
             for k in range(SEARCHES[wildcards.search]["rounds"])
         ],
+        trials=search_trial_outputs,
     output:
         **{
             name.replace(".", "_"): LAYOUT.search_file("{search}", name)
