@@ -36,7 +36,9 @@ rule search_tell:
         proposals=rules.search_round.output[0],
         summaries=trial_summaries,
         # every output of the round's trials: a trial trained again is told once it is done
-        trials=lambda wildcards: run_outputs(run.run_id for run in trial_runs(wildcards)),
+        trials=lambda wildcards: run_outputs(
+            run.run_id for run in trial_runs(wildcards)
+        ),
     output:
         LAYOUT.search_results("{search}", "{round}"),
     log:
