@@ -8,12 +8,12 @@ import time
 
 import pytest
 import yaml
-from conftest import copy_repo, snakemake
+from conftest import snakemake
 
 from hpstudy.cli import main as cli_main
 from hpstudy.core.config import validate_config
 from hpstudy.sweep import estimate
-from hpstudy.sweep.run_times import Timings, timing_key
+from hpstudy.sweep.run_times import Timings, makespan, scheduler_gap, timing_key
 
 KEY = ("custom", 48, 256, "auto")  # the defaults at 48 px
 
@@ -50,6 +50,21 @@ def test_a_grid_a_search_and_final_runs_are_priced_and_scheduled(tmp_path):
     # row: 18 s), then the 4 final runs (18 s)
     assert found.wall_s == pytest.approx(45.0 + 18.0)
     assert "search s: 2 rounds x 2 trials" in estimate.render(found, "c.yaml")
+
+
+def test_the_gap_between_jobs_is_measured_and_scheduled_before_each_run_left(tmp_path):
+    # one slot: ends at 10, 21.5, 33; starts 0.5 s (then 1.5 s) after an end; one run
+    # started after a 100 s pause (left out) and one that recorded no times
+    runs = [(0.0, 10.0), (10.5, 21.0), (22.5, 33.0), (133.0, 140.0)]
+    summaries = [{"job_started_at": a, "job_ended_at": b} for a, b in runs] + [{}]
+    assert scheduler_gap(summaries) == pytest.approx(1.0)  # the median of 0.5 and 1.5
+    assert scheduler_gap([{}]) == 0.0
+    # a finished run (0 s) takes no gap; three runs of 9 s on two slots: 9 + 1 + 9 + 1
+    assert makespan([9.0, 9.0, 0.0, 9.0], 2, gap_s=1.0) == pytest.approx(20.0)
+    timings = measured()
+    timings.gap_s = 1.0
+    config = config_for(tmp_path)  # 6 runs of 9 s
+    assert estimate.estimate(config, jobs=1, timings=timings).wall_s == pytest.approx(60.0)
 
 
 def test_finished_runs_cost_nothing_more_and_halving_prices_each_rung(tmp_path):
@@ -107,26 +122,17 @@ def test_the_cli_prints_the_estimate(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_an_estimate_from_measured_runs_is_within_20_percent_of_the_wall_time(
-    tmp_path, monkeypatch
+    demo_copy, monkeypatch
 ):
-    """A tiny config trained once (seed 0) measures its settings; the same config with three
-    new seeds is estimated before it runs and then trained: the estimate against the wall time
-    its training takes (Snakemake's own planning, timed by a dry run, left out)."""
-    workdir = copy_repo(tmp_path)
-    config = {
-        "dataset": {"source": "digits", "name": "digits", "image_size": 40},
-        "paths": {"results": "results/tiny"},
-        "threads": {"train": 1},
-        "train": {"lr": 1.0e-3, "epochs": 2, "batch_size": 450},
-        "studies": {"weight_decay": {"param": "weight_decay", "values": [0.01, 1.0]}},
-        "seeds": [0],
-    }
-    path = workdir / "config" / "tiny.yaml"
-    args = ("--cores", "2", "--resources", "gpu=1", "--configfile", str(path), "--until", "train")
-    path.write_text(yaml.safe_dump(config))
-    snakemake(workdir, *args)  # measures the two settings (and fetches the data)
+    """The finished shrunk demo (seed 0) has measured its settings; its weight-decay study with
+    three new seeds is estimated before it runs and then trained: the estimate against the
+    wall time its training takes (Snakemake's own planning, timed by a dry run, left out)."""
+    workdir, path = demo_copy
+    config = yaml.safe_load(path.read_text())
+    config["studies"] = {"weight_decay": config["studies"]["weight_decay"]}
     config["seeds"] = [1, 2, 3]
     path.write_text(yaml.safe_dump(config))
+    args = ("--cores", "2", "--resources", "gpu=1", "--configfile", str(path), "--until", "train")
     monkeypatch.chdir(workdir)  # the config's paths are relative to the checkout
     priced = estimate.estimate(validate_config(config), jobs=1)
     assert priced.unpriced == {} and priced.runs == 6 and priced.finished == 0

@@ -39,7 +39,8 @@ SUMMARY_KEYS = {
     "diverged_epoch", "diverged_reason", "total_time_s", "mean_epoch_time_s", "param_count",
     "conv_param_count", "fc_param_count", "device", "device_name", "precision", "torch_version",
     "git_revision", "peak_memory_mb", "params", "train_device_s", "eval_device_s",
-    "startup_device_s", "device_s",
+    "startup_device_s", "device_s", "job_wall_s", "job_fixed_s", "epochs_trained",
+    "job_started_at", "job_ended_at",
     *(f"{when}_{split}_{score}" for when in ("final", "best") for split in ("val", "test")
       for score in ("balanced_acc", "macro_f1")),
 }  # fmt: skip
@@ -93,6 +94,13 @@ def test_a_run_writes_params_metrics_summary_and_weights(tmp_path, tiny):
     assert summary["startup_device_s"] > 0
     parts = ("train_device_s", "eval_device_s", "startup_device_s")
     assert summary["device_s"] == pytest.approx(sum(summary[k] for k in parts))
+    # the job's wall time: its epochs and a fixed part holding at least its start-up
+    assert summary["epochs_trained"] == 3
+    epochs_s = sum(float(r["epoch_time_s"]) for r in rows)
+    assert summary["job_wall_s"] == pytest.approx(summary["job_fixed_s"] + epochs_s, rel=1e-3)
+    assert summary["job_fixed_s"] >= summary["startup_device_s"]
+    took = summary["job_ended_at"] - summary["job_started_at"]
+    assert took == pytest.approx(summary["job_wall_s"], abs=1e-3)
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])  # it learns
     model = build_model(spec["settings"], 6, 16)
     model.load_state_dict(torch.load(out / "model.pt", weights_only=True))

@@ -3,13 +3,16 @@
 Every run the config will train is priced from the runs already measured *on this machine*
 (a run's ``summary.json`` names its device; this machine's CPU and GPUs are read from
 ``/proc/cpuinfo`` and ``nvidia-smi``) with the same model, image size, batch size and device
-(:mod:`hpstudy.sweep.run_times`): start-up plus epochs times the median epoch time. A search
+(:mod:`hpstudy.sweep.run_times`): the job's fixed seconds (start-up, writing its outputs)
+plus its epochs times the median epoch time. A search
 is priced at its rounds x trials (successive halving: each rung's survivors for the epochs they
 add), the final runs at one winner per study and search times the final seeds, sequential
 seeds at their worst case (``findings.sequential.max_seeds``); those whose settings are not
 known before they are planned are priced at their study's average run. The wall time at
 ``--jobs`` runs at once: the independent runs packed longest first, a search's rounds one
-after another, the final runs and sequential looks after the rest; queue time excluded.
+after another, the final runs and sequential looks after the rest, each run still to train
+after the scheduler's measured gap between one job's end and the next one's start
+(:func:`~hpstudy.sweep.run_times.scheduler_gap`); queue time excluded.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from hpstudy.sweep.run_times import (
     key_label,
     makespan,
     measured_summaries,
+    scheduler_gap,
     timing_key,
 )
 
@@ -62,9 +66,10 @@ def local_timings(runs_root: str | os.PathLike, devices: set[str] | None = None)
     """The measured times of every finished run under ``runs_root`` trained on this machine."""
     devices = machine_devices() if devices is None else devices
     timings = Timings()
-    for summary in measured_summaries(runs_root):
-        if summary.get("device_name") in devices:
-            timings.add_summary(summary)
+    here = [s for s in measured_summaries(runs_root) if s.get("device_name") in devices]
+    for summary in here:
+        timings.add_summary(summary)
+    timings.gap_s = scheduler_gap(here)
     return timings
 
 
@@ -114,9 +119,10 @@ def estimate(config: dict, jobs: int = 1, timings: Timings | None = None) -> Est
     if all(None not in batch for batch in batches):
         # the grid and the searches side by side (a search's rounds one after another),
         # then the final runs and the sequential looks
-        together = makespan(grid + [s for rounds in searches for r in rounds for s in r], est.jobs)
-        rounds_s = [sum(makespan(r, est.jobs) for r in rounds) for rounds in searches]
-        est.wall_s = max([together, *rounds_s]) + sum(makespan(b, est.jobs) for b in later)
+        gap, jobs = timings.gap_s, est.jobs
+        together = makespan(grid + [s for rounds in searches for r in rounds for s in r], jobs, gap)
+        rounds_s = [sum(makespan(r, jobs, gap) for r in rounds) for rounds in searches]
+        est.wall_s = max([together, *rounds_s]) + sum(makespan(b, jobs, gap) for b in later)
     return est
 
 

@@ -3,9 +3,12 @@
 
 A run is priced by its *timing key*, the settings that set its speed: model, image size,
 batch size and device (as the config asks for it). A measured run contributes its mean epoch
-time and its start-up seconds; a run is priced at ``start-up + epochs x epoch time`` from the
-runs with its key, or (``loose=True``, for status) from runs of the same model, image size
-and device at any batch size. Reads ``summary.json`` files only: no torch, no pandas.
+time and its job's fixed seconds (its wall time but its epochs: start-up, a final evaluation,
+writing its predictions and weights; a run trained before these were recorded: its start-up);
+a run is priced at ``fixed + epochs x epoch time`` (medians) from the runs with its key, or
+(``loose=True``, for status) from runs of the same model, image size and device at any batch
+size. A sweep's wall time adds, before each job, the scheduler's measured gap. Reads
+``summary.json`` files only: no torch, no pandas.
 """
 
 from __future__ import annotations
@@ -45,17 +48,18 @@ def device_seconds(summary: dict) -> dict[str, float]:
 
 @dataclass
 class Timings:
-    """Measured epoch times and start-ups by timing key."""
+    """Measured epoch times and fixed seconds by timing key, and the scheduler's gap."""
 
     epoch_s: dict[TimingKey, list[float]] = field(default_factory=dict)
-    startup_s: dict[TimingKey, list[float]] = field(default_factory=dict)
+    fixed_s: dict[TimingKey, list[float]] = field(default_factory=dict)  # a job but its epochs
+    gap_s: float = 0.0  # between one job's end and the next one's start (scheduler_gap)
 
-    def add(self, key: TimingKey, epoch_s: float, startup_s: float | None = None) -> None:
+    def add(self, key: TimingKey, epoch_s: float, fixed_s: float | None = None) -> None:
         """One measured run (or a running run's epochs so far)."""
         if epoch_s and epoch_s > 0:
             self.epoch_s.setdefault(key, []).append(float(epoch_s))
-        if startup_s:
-            self.startup_s.setdefault(key, []).append(float(startup_s))
+        if fixed_s:
+            self.fixed_s.setdefault(key, []).append(float(fixed_s))
 
     def samples(self, key: TimingKey) -> int:
         """How many runs of ``key`` were measured."""
@@ -65,7 +69,8 @@ class Timings:
         """A finished run's ``summary.json`` content."""
         params = summary["params"]
         key = timing_key(params["settings"], params["data"]["image_size"])
-        self.add(key, summary.get("mean_epoch_time_s"), summary.get("startup_device_s"))
+        fixed = summary.get("job_fixed_s", summary.get("startup_device_s"))
+        self.add(key, summary.get("mean_epoch_time_s"), fixed)
 
     def _pick(self, table: dict, key: TimingKey, loose: bool) -> float | None:
         if key in table:
@@ -86,7 +91,7 @@ class Timings:
         epoch = self.epoch_time(key, loose)
         if epoch is None:
             return None
-        return (self._pick(self.startup_s, key, loose) or 0.0) + epochs * epoch
+        return (self._pick(self.fixed_s, key, loose) or 0.0) + epochs * epoch
 
 
 def read_summary(path: str | os.PathLike) -> dict | None:
@@ -107,11 +112,28 @@ def measured_summaries(runs_root: str | os.PathLike) -> list[dict]:
     return found
 
 
-def makespan(durations: list[float], jobs: int) -> float:
-    """Wall time of independent jobs on ``jobs`` slots, longest first to the freest slot."""
+def scheduler_gap(summaries: list[dict], longest_s: float = 30.0) -> float:
+    """The median time from a job's end to the next job's start (Snakemake noticing the end,
+    checking the outputs, starting a shell and an interpreter; the interpreter's exit): for
+    each run started after another one ended, the time since the latest such end, left out
+    where it is over ``longest_s`` (the sweep was waiting for something else, or stopped).
+    0 where no run recorded when it started and ended."""
+    ends = sorted(s["job_ended_at"] for s in summaries if "job_ended_at" in s)
+    gaps = []
+    for summary in summaries:
+        start = summary.get("job_started_at")
+        before = [end for end in ends if start is not None and end <= start]
+        if before and start - before[-1] <= longest_s:
+            gaps.append(start - before[-1])
+    return statistics.median(gaps) if gaps else 0.0
+
+
+def makespan(durations: list[float], jobs: int, gap_s: float = 0.0) -> float:
+    """Wall time of independent jobs on ``jobs`` slots, longest first to the freest slot;
+    ``gap_s`` before each job that is still to run (a finished one is 0)."""
     slots = [0.0] * max(1, int(jobs))
     for duration in sorted(durations, reverse=True):
-        slots[slots.index(min(slots))] += duration
+        slots[slots.index(min(slots))] += duration + (gap_s if duration else 0.0)
     return max(slots)
 
 

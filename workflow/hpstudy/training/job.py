@@ -94,6 +94,21 @@ def device_seconds(rows: list[dict], startup_s: float, final_eval_s: float) -> d
     }  # fmt: skip
 
 
+def job_seconds(trained_here: list[dict], origin: float) -> dict:
+    """This process's wall time from its start to its last output but the summary
+    (``job_wall_s``) and the part of it that is not its epochs (``job_fixed_s``: start-up, a
+    final evaluation, the predictions and the weights written); ``epochs_trained`` this
+    process trained; when it started and ended (Unix time: the gaps between one job's end and
+    the next one's start are the scheduler's share). What a run of the same kind costs
+    besides its epochs (:mod:`hpstudy.sweep.run_times`)."""
+    wall = time.perf_counter() - origin
+    epochs_s = sum(r["epoch_time_s"] for r in trained_here)
+    now = time.time()
+    return {"job_wall_s": wall, "job_fixed_s": max(0.0, wall - epochs_s),
+            "epochs_trained": len(trained_here), "job_started_at": now - wall,
+            "job_ended_at": now}  # fmt: skip
+
+
 def summarize(rows: list[dict], params: dict, trainer: Trainer, cost: dict | None = None) -> dict:
     """summary.json: every per-run number (non-finite ones become null) and the run's facts;
     ``cost``: :func:`device_seconds`.
@@ -307,7 +322,7 @@ def train(
         atomic_write_json(out_dir / "params.json", params)
         rows = resume(spec, trainer, log)
         clock.mark("resume")
-        startup_s = time.perf_counter() - clock.origin
+        startup_s, resumed = time.perf_counter() - clock.origin, len(rows)
         rows, tested = run_epochs(rows, trainer, spec, out_dir / "metrics.csv", log)
         if trainer.first_step_at is not None:
             log.debug("start-up: %s", clock.report(trainer.first_step_at))
@@ -324,10 +339,11 @@ def train(
             final_eval_s = time.perf_counter() - started
         write_predictions(out_dir / PREDICTIONS, tested, trainer.test.labels)
         cost = device_seconds(rows, startup_s, final_eval_s)
-        summary = summarize(rows, params, trainer, cost)
         weights = io.BytesIO()
         torch.save(trainer.model.state_dict(), weights)
         atomic_write_bytes(out_dir / "model.pt", weights.getvalue())
+        cost.update(job_seconds(rows[resumed:], clock.origin))
+        summary = summarize(rows, params, trainer, cost)
         # again: Snakemake deletes a failed job's outputs, and a second trainer refused by the
         # run lock fails while this one trains on; summary.json must never stand without it
         atomic_write_json(out_dir / "params.json", params)
