@@ -76,7 +76,8 @@ def demo_run(tmp_path_factory):
     """
     workdir = copy_repo(tmp_path_factory.mktemp("demo"))
     config = shrunk_demo_config(workdir / "config" / "test-demo.yaml")
-    proc = snakemake(workdir, "--cores", "2", "--resources", "gpu=1", "--configfile", str(config))
+    # as the README's demo command: two runs at once on the 2-core CPU
+    proc = snakemake(workdir, "--cores", "2", "--configfile", str(config))
     return workdir, config, proc
 
 

@@ -4,7 +4,8 @@ tests/slurm/start_cluster.sh brings up munged, slurmctld and slurmd on this mach
 needed; tests/slurm/install.sh installs the packages, as .ci/run does); the module fixture
 stops them again, also when a test fails. One shrunk demo sweep runs through the profile
 while one of its training jobs is cancelled with `scancel` after its first checkpoint; the
-same config also runs locally. The tests then read what those two runs left behind.
+same config's training also runs locally, at the same time. The tests then read what those
+two runs left behind.
 
 Skipped, with the reason, where SLURM cannot run here (not root, not installed, or a machine
 with its own SLURM configuration) unless HPSTUDY_REQUIRE_SLURM=1 (CI), which fails instead.
@@ -217,20 +218,33 @@ def run_through_slurm(workdir: Path, config: Path, cancel_run: str, checkpoint: 
     return output, cancelled
 
 
-def run_locally(workdir: Path, config: Path, env: dict) -> None:
-    """Run the same sweep without SLURM (the reference)."""
+def start_locally(workdir: Path, config: Path, env: dict, log_path: Path) -> subprocess.Popen:
+    """Start the same sweep's training without SLURM (the reference the runs are compared
+    with), beside the SLURM sweep: that one spends most of its time waiting on the queue."""
     local_env = {key: value for key, value in env.items() if not key.startswith("SLURM_")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", "--resources", "gpu=1",
-         "--configfile", str(config)],
-        cwd=workdir, env=local_env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
-    )  # fmt: skip
-    assert proc.returncode == 0, f"the local sweep failed:\n{proc.stderr[-8000:]}"
+    with log_path.open("w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", str(config),
+             "--until", "train"],
+            cwd=workdir, env=local_env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def finish_locally(proc: subprocess.Popen, log_path: Path) -> None:
+    """Wait for the local reference; it must succeed."""
+    try:
+        returncode = proc.wait(timeout=RUN_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert returncode == 0, f"the local sweep failed:\n{log_path.read_text()[-8000:]}"
 
 
 @pytest.fixture(scope="module")
 def sweep(cluster, tmp_path_factory):
-    """The shrunk demo sweep, run once through SLURM (one job cancelled) and once locally."""
+    """The shrunk demo sweep, run once through SLURM (one job cancelled) and, at the same
+    time, its training once locally."""
     slurm_dir = copy_repo(tmp_path_factory.mktemp("slurm-sweep"))
     local_dir = copy_repo(tmp_path_factory.mktemp("local-sweep"))
     config = write_test_config(slurm_dir)
@@ -245,10 +259,15 @@ def sweep(cluster, tmp_path_factory):
     # Each copy runs its own code (jobs inherit the submitting environment).
     slurm_env = {**cluster.env, "PYTHONPATH": str(slurm_dir / "workflow")}
     config_rel = config.relative_to(slurm_dir)
-    output, cancelled = run_through_slurm(
-        slurm_dir, config_rel, cancel.run_id, checkpoint, slurm_env
-    )
-    run_locally(local_dir, config_rel, {**cluster.env, "PYTHONPATH": str(local_dir / "workflow")})
+    local_log = local_dir / "snakemake-local.log"
+    local_env = {**cluster.env, "PYTHONPATH": str(local_dir / "workflow")}
+    local = start_locally(local_dir, config_rel, local_env, local_log)
+    try:
+        output, cancelled = run_through_slurm(
+            slurm_dir, config_rel, cancel.run_id, checkpoint, slurm_env
+        )
+    finally:
+        finish_locally(local, local_log)
     return SweepRuns(slurm_dir, local_dir, output, list(plan.runs), cancel.run_id, cancelled,
                      cluster)  # fmt: skip
 

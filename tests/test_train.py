@@ -551,10 +551,23 @@ def test_auto_precision_is_resolved_where_planned_recorded_and_never_resumed_acr
         train(auto, tiny, tmp_path / "b" / "out", threads=1)
 
 
-def test_compile_changes_no_identity_and_saves_the_uncompiled_weights(tmp_path, tiny):
+def test_compile_changes_no_identity_and_saves_the_uncompiled_weights(
+    tmp_path, tiny, monkeypatch
+):
+    # the model is compiled and traced as the run asks; its graphs run through AOTAutograd
+    # without Inductor's C++ code generation (40 s on a 2-core CPU: PyTorch's own tests')
+    compiled = []
+
+    def compile_traced(model, **options):
+        compiled.append(model)
+        return real_compile(model, **{**options, "backend": "aot_eager"})
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", compile_traced)
     spec = run_spec(tmp_path, epochs=1, compile=True)
     assert spec["run_id"] == run_spec(tmp_path, epochs=1)["run_id"]  # execution only
     summary = train(spec, tiny, tmp_path / "out", threads=1)
+    assert len(compiled) == 1
     weights = torch.load(tmp_path / "out" / "model.pt", weights_only=True)
     assert not any(key.startswith("_orig_mod") for key in weights)
     model = build_model(spec["settings"], 6, 16)
