@@ -551,9 +551,7 @@ def test_auto_precision_is_resolved_where_planned_recorded_and_never_resumed_acr
         train(auto, tiny, tmp_path / "b" / "out", threads=1)
 
 
-def test_compile_changes_no_identity_and_saves_the_uncompiled_weights(
-    tmp_path, tiny, monkeypatch
-):
+def test_compile_changes_no_identity_and_saves_the_uncompiled_weights(tmp_path, tiny, monkeypatch):
     # the model is compiled and traced as the run asks; its graphs run through AOTAutograd
     # without Inductor's C++ code generation (40 s on a 2-core CPU: PyTorch's own tests')
     compiled = []
