@@ -95,12 +95,10 @@ def device_seconds(rows: list[dict], startup_s: float, final_eval_s: float) -> d
 
 
 def job_seconds(trained_here: list[dict], origin: float) -> dict:
-    """This process's wall time from its start to its last output but the summary
-    (``job_wall_s``) and the part of it that is not its epochs (``job_fixed_s``: start-up, a
-    final evaluation, the predictions and the weights written); ``epochs_trained`` this
-    process trained; when it started and ended (Unix time: the gaps between one job's end and
-    the next one's start are the scheduler's share). What a run of the same kind costs
-    besides its epochs (:mod:`hpstudy.sweep.run_times`)."""
+    """This process's wall time to its last output but the summary (``job_wall_s``), the part
+    that is not its epochs (``job_fixed_s``: start-up, a final evaluation, writing outputs),
+    the ``epochs_trained`` here, and its start and end (Unix time; the gaps between jobs are
+    the scheduler's share): what :mod:`hpstudy.sweep.run_times` prices a run from."""
     wall = time.perf_counter() - origin
     epochs_s = sum(r["epoch_time_s"] for r in trained_here)
     now = time.time()
