@@ -13,6 +13,7 @@ size. A sweep's wall time adds, before each job, the scheduler's measured gap. R
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import statistics
@@ -122,9 +123,9 @@ def scheduler_gap(summaries: list[dict], longest_s: float = 30.0) -> float:
     gaps = []
     for summary in summaries:
         start = summary.get("job_started_at")
-        before = [end for end in ends if start is not None and end <= start]
-        if before and start - before[-1] <= longest_s:
-            gaps.append(start - before[-1])
+        before = bisect.bisect_right(ends, start) if start is not None else 0
+        if before and start - ends[before - 1] <= longest_s:
+            gaps.append(start - ends[before - 1])
     return statistics.median(gaps) if gaps else 0.0
 
 
