@@ -85,15 +85,7 @@ def test_a_trend_uses_every_seed_not_only_the_means(tmp_path):
 def test_a_group_stuck_at_chance_has_no_spread_and_still_gets_an_interval(tmp_path):
     sweep = Sweep(tmp_path)
     chance = {0.01: lambda s: ends_at((0.78, 0.80, 0.79)[s], 4), 1.0: lambda s: [1 / 6] * 4}
-    sweep.study(
-        "wd",
-        "weight_decay",
-        [0.01, 1.0],
-        seeds=(0, 1, 2),
-        epochs=4,
-        batch_size=450,
-        curves=lambda wd, seed: {"test_acc": chance[wd](seed)},
-    )
+    sweep.post_weight_decay_study(lambda wd, seed: {"test_acc": chance[wd](seed)})
     found = verdict(judge(sweep), "extreme-underfits")
     assert found.verdict == HOLDS
     assert "[" in found.effect and "paired by seed, 3 pairs" in found.evidence[-1]

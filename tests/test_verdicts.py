@@ -62,14 +62,8 @@ def test_1_an_extreme_weight_decay_that_still_learns_does_not_stop_learning(tmp_
     ):
         finals = {0.01: (0.85, 0.86, 0.84), 1.0: extreme}
         sweep = Sweep(tmp_path / name)
-        sweep.study(
-            "wd",
-            "weight_decay",
-            [0.01, 1.0],
-            seeds=(0, 1, 2),
-            epochs=4,
-            batch_size=450,
-            curves=lambda wd, s, finals=finals: {"test_acc": ends_at(finals[wd][s], 4)},
+        sweep.post_weight_decay_study(
+            lambda wd, s, finals=finals: {"test_acc": ends_at(finals[wd][s], 4)}
         )
         found = verdict(judge(sweep), "extreme-underfits")
         assert found.verdict == expected, found.evidence
@@ -160,27 +154,21 @@ def test_7_two_epochs_cannot_show_overfitting(tmp_path):
     assert found.verdict == NOT_TESTABLE and "2 epochs cannot show overfitting" in found.effect
 
 
+# the ants/bees case: two classes, a 49-image validation split, 153 test images
+ANTS = {"name": "ants", "image_size": 48, "num_classes": 2, "val_count": 49, "test_count": 153}
+
+
+def ants_lr_study(root, val: dict, curves, **settings) -> Sweep:
+    """Two learning rates on the ants data, three seeds of 3 epochs; ``curves(lr, seed)``."""
+    sweep = Sweep(root, data=ANTS)
+    sweep.study("lr", "lr", list(val), seeds=(0, 1, 2), epochs=3, curves=curves, **settings)
+    return sweep
+
+
 def test_8_a_lead_of_two_validation_images_is_not_separable(tmp_path):
-    # the ants/bees case: a 49-image validation split, a 3.4-point lead, seeds close together
-    sweep = Sweep(
-        tmp_path,
-        data={
-            "name": "ants",
-            "image_size": 48,
-            "num_classes": 2,
-            "val_count": 49,
-            "test_count": 153,
-        },
-    )
+    # a 3.4-point lead, seeds close together
     val = {1e-3: 0.755, 1e-2: 0.721}
-    sweep.study(
-        "lr",
-        "lr",
-        list(val),
-        seeds=(0, 1, 2),
-        epochs=3,
-        curves=lambda lr, s: {"val_acc": ends_at(val[lr] + 0.002 * s, 3)},
-    )
+    sweep = ants_lr_study(tmp_path, val, lambda lr, s: {"val_acc": ends_at(val[lr] + 0.002 * s, 3)})
     summary, metrics = sweep.tables()
     chosen = selection.select(summary, metrics, {})[0]["studies"]["lr"]
     assert chosen["difference"]["low"] > 0  # the spread over seeds alone would separate them
@@ -189,23 +177,18 @@ def test_8_a_lead_of_two_validation_images_is_not_separable(tmp_path):
 
 
 def test_9_a_winner_at_chance_and_a_collapsed_run_are_flagged(tmp_path):
-    data = {"name": "ants", "image_size": 48, "num_classes": 2, "val_count": 49, "test_count": 153}
     labels = (np.arange(153) < 83).astype(int)  # 83 bees of 153: chance is 54.2 %
-    sweep = Sweep(tmp_path, data=data)
     val = {1e-3: 0.50, 1e-2: 0.46}
-    sweep.study(
-        "lr",
-        "lr",
-        list(val),
-        seeds=(0, 1, 2),
-        epochs=3,
-        model="custom",
-        curves=lambda lr, s: {
+    sweep = ants_lr_study(
+        tmp_path,
+        val,
+        lambda lr, s: {
             "val_acc": ends_at(val[lr] + 0.001 * s, 3),
             "labels": labels,
             "pred": np.zeros(153, int),
             "test_acc": ends_at(70 / 153, 3),
         },
+        model="custom",
     )
     sweep.aggregate()
     best_path, added = tmp_path / "best.yaml", tmp_path / "final-runs.json"
@@ -237,7 +220,7 @@ def test_9_a_winner_at_chance_and_a_collapsed_run_are_flagged(tmp_path):
         rid = write_run(
             sweep.runs_dir,
             seed=entry["seed"],
-            data=data,
+            data=ANTS,
             labels=labels,
             pred=np.zeros(153, int),
             test_acc=ends_at(70 / 153, 3),
@@ -329,17 +312,8 @@ def test_tables_built_before_the_new_columns_are_judged_alike(tmp_path):
     # chance from the saved labels: 70 % of the test images are class 0
     labels = (np.arange(3000) >= 2100).astype(int)
     sweep = Sweep(tmp_path / "wd", data={"num_classes": 2})
-    sweep.study(
-        "wd",
-        "weight_decay",
-        [0.01, 1.0],
-        seeds=(0, 1, 2),
-        epochs=4,
-        batch_size=450,
-        curves=lambda wd, s: {
-            "labels": labels,
-            "test_acc": ends_at(0.9 if wd == 0.01 else 0.72, 4),
-        },
+    sweep.post_weight_decay_study(
+        lambda wd, s: {"labels": labels, "test_acc": ends_at(0.9 if wd == 0.01 else 0.72, 4)}
     )
     summary, metrics = sweep.tables()
     old = summary.drop(columns=["chance"])

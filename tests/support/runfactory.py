@@ -191,6 +191,12 @@ class Sweep:
                 run_ids.append(run_id)
         return run_ids
 
+    def post_weight_decay_study(self, curves: Callable) -> list[str]:
+        """The post's weight-decay study: decay 0.01 against 1.0 at batch 450, 4 epochs, three
+        seeds; ``curves(decay, seed)`` as for :meth:`study`."""
+        return self.study("wd", "weight_decay", [0.01, 1.0], seeds=(0, 1, 2), epochs=4,
+                          batch_size=450, curves=curves)  # fmt: skip
+
     def aggregate(self) -> dict[str, Path]:
         """Write the results tables; returns their paths by file name."""
         return aggregate.write_results(self.runs_dir, self.membership, self.out)
