@@ -185,3 +185,27 @@ def test_the_code_digest_ignores_comments_and_docstrings_and_is_scoped_per_model
     (package / identity.DIGESTED_AT["loop.py"]).write_text("x = 3\n")
     assert digests()[1] != resnet
     identity.module_digest.cache_clear()
+
+
+def test_a_whole_run_is_one_target_and_a_lost_output_is_asked_for(tmp_path):
+    """rule all and aggregate ask for each run's summary.json (written last); a run that has
+    its summary but lost another output also gets that output asked for, so it trains again."""
+    from hpstudy.core.paths import RUN_OUTPUTS, Layout
+    from hpstudy.rule_targets import whole_run_targets
+
+    layout = Layout(runs=str(tmp_path / "runs"))
+    ids = ["digits-48/a/seed-0", "digits-48/b/seed-0", "digits-48/c/seed-0"]
+    for rid in ids[:2]:  # a and b finished; c never ran
+        run_dir = tmp_path / "runs" / rid
+        run_dir.mkdir(parents=True)
+        for name in RUN_OUTPUTS:
+            (run_dir / name).write_text("x")
+    (tmp_path / "runs" / ids[1] / "model.pt").unlink()  # b lost its weights
+    summaries = [layout.run_file(rid, "summary.json") for rid in ids]
+    assert whole_run_targets(layout, ids) == [
+        summaries[0],
+        summaries[1],
+        layout.run_file(ids[1], "model.pt"),
+        summaries[2],
+    ]
+    assert whole_run_targets(layout, ids, scan=False) == summaries

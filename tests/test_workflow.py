@@ -213,6 +213,12 @@ def test_what_a_change_retrains(demo_copy):
     config["train"]["eval_batch_size"] = 100
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     assert nothing_to_do(snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config_path)))
+    # a finished run that lost one output (its weights) is trained again, and only it
+    lost = "digits-48/lr-0.001_bs-10_ep-2/seed-0"
+    (workdir / "results/runs" / lost / "model.pt").unlink()
+    plan = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config_path))
+    assert planned_runs(plan) == {lost}
+    (workdir / "results/runs" / lost / "model.pt").write_bytes(b"restored")
     # a setting that changes numbers, fixed by one study: exactly that study's runs
     config["studies"]["kernel_width"]["set"] = {"flip": True}
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -6,6 +6,9 @@ Light on purpose (no matplotlib, no pandas): the workflow asks for these when it
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+
 from hpstudy.core import paths
 from hpstudy.core.paths import Layout
 from hpstudy.report import figure_registry, post_runs
@@ -20,6 +23,26 @@ SEARCH_FIGURES = figure_registry.names(figure_registry.SEARCH)  # a search's fig
 OVERVIEW_KINDS = figure_registry.names(figure_registry.OVERVIEW)  # of the sweep, not a study
 # a study of two settings gets `heatmap`; of three or more, one `heatmap-<a>-<b>` per pair
 KIND_PATTERN = figure_registry.wildcard(figure_registry.STUDY)
+
+
+def whole_run_targets(layout: Layout, run_ids: Iterable[str], scan: bool = True) -> list[str]:
+    """The files that have Snakemake train each run of ``run_ids`` until it is whole: its
+    summary.json (the last file a run writes), and each other output that a run with a
+    summary has lost (e.g. to a refused second trainer, whose outputs Snakemake deletes while
+    the first one trains on): asking for a lost file trains its run again. One target per whole
+    run instead of every output keeps Snakemake's job graph of a 5,000-run sweep small.
+    ``scan=False`` looks at no file (a job's own process on a cluster node, which never uses
+    these targets, need not stat thousands of files on a shared file system)."""
+    last = paths.RUN_OUTPUT_NAMES["summary"]
+    others = [name for name in paths.RUN_OUTPUTS if name != last]
+    targets = []
+    for rid in run_ids:
+        summary = layout.run_file(rid, last)
+        targets.append(summary)
+        if scan and os.path.exists(summary):
+            lost = (layout.run_file(rid, name) for name in others)
+            targets += [path for path in lost if not os.path.exists(path)]
+    return targets
 
 
 def figure_kinds(params: list[str], compared: bool, settings: int = 0) -> list[str]:

@@ -40,6 +40,7 @@ from hpstudy.rule_targets import (
     results_targets,
     search_tables,
     selection_targets,
+    whole_run_targets,
 )
 
 CONFIG_SOURCE = " + ".join(
@@ -100,18 +101,30 @@ def search_config_json(name):
     return json.dumps(search_config(config, name))
 
 
-def run_outputs(run_ids):
-    """Every file a finished run must have (layout.RUN_OUTPUTS), for each run of ``run_ids``.
+def run_summaries(run_ids):
+    """Each run's summary.json, written last: what a step that reads finished runs waits for
+    (a run trained again rewrites it). The same list whatever is on disk, so a step's set of
+    inputs never changes with the files."""
+    return [LAYOUT.run_file(rid, paths.RUN_OUTPUT_NAMES["summary"]) for rid in run_ids]
 
-    Asking for all of them, not only summary.json, retrains a run that lost one (e.g. a failed
-    second trainer's outputs, deleted by Snakemake while the first kept training).
-    """
+
+def run_outputs(run_ids):
+    """Every output of each run of ``run_ids``: the inputs of a search's steps, which wait for
+    a trial being trained again (e.g. one that lost an output). A search has few trials; a
+    sweep's thousands of runs are read through their summaries (run_summaries)."""
     return [LAYOUT.run_file(rid, name) for rid in run_ids for name in paths.RUN_OUTPUTS]
 
 
+def whole_runs(run_ids):
+    """What the default target asks of ``run_ids``: each summary.json, and each output that a
+    finished run has lost, so that run is trained again (hpstudy.rule_targets.whole_run_targets).
+    """
+    return whole_run_targets(LAYOUT, run_ids, scan=not workflow.remote_exec)
+
+
 def run_targets():
-    """Every output of every run of the sweep."""
-    return run_outputs(RUNS)
+    """Every run of the sweep, whole."""
+    return whole_runs(RUNS)
 
 
 def archive_input(wildcards):
@@ -195,7 +208,7 @@ def final_runs():
 
 def final_summaries(wildcards):
     """The final runs' summaries."""
-    return [LAYOUT.run_file(run.run_id, "summary.json") for run in final_runs()]
+    return run_summaries(run.run_id for run in final_runs())
 
 
 def round_runs(search, round_):
@@ -210,16 +223,16 @@ def trial_runs(wildcards):
 
 
 def added_run_targets(wildcards):
-    """Every output of every run a step added (search trials, final runs), once the
-    checkpoints that add them have run: an added run that lost an output (e.g. to a refused
-    second trainer) is trained again, as a run of the sweep is (run_targets)."""
+    """Every run a step added (search trials, final runs), whole, once the checkpoints that
+    add them have run: an added run that lost an output (e.g. to a refused second trainer) is
+    trained again, as a run of the sweep is (run_targets)."""
     runs = [
         run
         for name, spec in SEARCHES.items()
         for r in range(spec["rounds"])
         for run in round_runs(name, r)
     ]
-    return run_outputs(run.run_id for run in runs + (final_runs() if FINAL else []))
+    return whole_runs(run.run_id for run in runs + (final_runs() if FINAL else []))
 
 
 def search_trial_outputs(wildcards):
@@ -232,8 +245,7 @@ def search_trial_outputs(wildcards):
 
 def trial_summaries(wildcards):
     """A search round's trial summaries."""
-    runs = trial_runs(wildcards)
-    return [LAYOUT.run_file(run.run_id, "summary.json") for run in runs]
+    return run_summaries(run.run_id for run in trial_runs(wildcards))
 
 
 def pretrained_weights(wildcards):

@@ -39,12 +39,10 @@ wildcard_constraints:
 
 def look_summaries(wildcards):
     """The summaries look k reads: the config's runs and those the earlier looks added."""
-    files = [LAYOUT.run_file(rid, "summary.json") for rid in RUNS]
+    files = run_summaries(RUNS)
     for j in range(int(wildcards.look)):
         path = checkpoints.findings_look.get(look=str(j)).output[0]
-        files += [
-            LAYOUT.run_file(r.run_id, "summary.json") for r in register_added(path)
-        ]
+        files += run_summaries(r.run_id for r in register_added(path))
     return files
 
 

@@ -13,7 +13,7 @@ wildcard_constraints:
 
 rule aggregate:
     input:
-        run_outputs(RUNS),
+        run_summaries(RUNS),
     output:
         metrics=LAYOUT.table("metrics.csv"),
         summary=report(
