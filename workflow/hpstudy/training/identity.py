@@ -139,9 +139,14 @@ def _canonical_defaults() -> tuple:
 def canonical_settings(settings: dict) -> dict:
     """Every training setting, canonical, defaults filled in, in schema order."""
     return {
-        key: copy.deepcopy(default) if key not in settings else canonical_value(key, settings[key])
+        key: (default if type(default) in _IMMUTABLE else copy.deepcopy(default))
+        if key not in settings
+        else canonical_value(key, settings[key])
         for key, default in _canonical_defaults()
     }
+
+
+_IMMUTABLE = (type(None), bool, int, float, str)  # defaults shared as they are, never copied
 
 
 def identity_settings(settings: dict, *, without: tuple[str, ...] = ()) -> dict:
