@@ -2,16 +2,111 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The suite runs in two pytest-xdist workers (pyproject's addopts: `-n 2`). Every test that
+# uses one of these costly shared fixtures runs in the same worker, so each is built once per
+# session (by its first test), never once per worker.
+SHARED_FIXTURES = {
+    "demo_run": "demo",  # the shrunk demo sweep, and every copy of it (demo_copy, test_dvc)
+    "tiny_two_seed": "tiny",
+    "flow": "search-flow",  # test_search's grid + searches + selection sweep
+    "cluster": "slurm",  # test_slurm's one-node cluster and its sweep
+    "sources": "sources",  # test_workflow_sources' folders of images
+    "spaced_sweep": "spaced",  # test_rerun's sweep with spaces in every path
+}
+# where the workers tell the scheduler each test's group (set by the controlling process)
+GROUPS_FILE = "HPSTUDY_TEST_GROUPS"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "alone: a test that times itself: the other worker waits while it runs (from setup to "
+        "teardown, the shared fixtures it builds included)",
+    )
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        fd, path = tempfile.mkstemp(prefix="hpstudy-test-groups-", suffix=".json")
+        os.close(fd)
+        os.environ[GROUPS_FILE] = path  # the workers, started after this, inherit it
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput") and os.environ.get(GROUPS_FILE):
+        Path(os.environ.pop(GROUPS_FILE)).unlink(missing_ok=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """In a worker: write each grouped test's group for the scheduler (every worker collects
+    the same tests, so each writes the same file)."""
+    path = os.environ.get(GROUPS_FILE)
+    if not path or not hasattr(config, "workerinput"):
+        return
+    groups = {}
+    for item in items:
+        used = getattr(item, "fixturenames", ())
+        group = next((g for name, g in SHARED_FIXTURES.items() if name in used), None)
+        if group:
+            groups[item.nodeid] = group
+    partial = f"{path}.{os.getpid()}"
+    Path(partial).write_text(json.dumps(groups))
+    os.replace(partial, path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scope scheduling with a test's group as its scope: the tests of a group
+    go to one worker as one unit; every other test is a unit of its own. (xdist's own
+    ``--dist loadgroup`` cannot rename node ids under pytest 9.2, so its groups are lost.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        groups: dict | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:
+                text = Path(os.environ[GROUPS_FILE]).read_text()
+                self.groups = json.loads(text) if text else {}
+            return self.groups.get(nodeid, nodeid)
+
+    return SharedFixtureScheduling(config, log)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Between workers: a shared lock around each test (its fixtures' setup included), an
+    exclusive one around a test marked ``alone``, so that a test that times itself has the
+    machine to itself."""
+    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not uid:  # one process: nothing runs beside it
+        yield
+        return
+    base = Path(tempfile.gettempdir()) / f"hpstudy-tests-{uid}"
+    # the gate gives the alone test precedence: a worker that wants its shared lock passes the
+    # gate first, and the alone test holds the gate while it waits for the running test to end
+    gate, lock = (os.open(f"{base}.{n}.lock", os.O_CREAT | os.O_RDWR) for n in ("gate", "main"))
+    alone = item.get_closest_marker("alone") is not None
+    try:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        yield
+    finally:
+        os.close(lock)  # closing releases the locks
+        os.close(gate)
 
 
 def copy_repo(dest: Path) -> Path:
