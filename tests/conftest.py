@@ -49,8 +49,10 @@ def pytest_unconfigure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """In a worker: write each grouped test's group for the scheduler (every worker collects
-    the same tests, so each writes the same file)."""
+    """The ``alone`` tests last (the other worker, by then at its last tests, waits little).
+    In a worker: write each grouped test's group for the scheduler (every worker collects the
+    same tests, so each writes the same file)."""
+    items.sort(key=lambda item: item.get_closest_marker("alone") is not None)  # stable
     path = os.environ.get(GROUPS_FILE)
     if not path or not hasattr(config, "workerinput"):
         return

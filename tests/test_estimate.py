@@ -4,12 +4,11 @@ before anything runs."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import pytest
 import yaml
-from conftest import snakemake
+from conftest import copy_repo, shrunk_demo_config, snakemake
 
 from hpstudy.cli import main as cli_main
 from hpstudy.core.config import validate_config
@@ -124,19 +123,19 @@ def test_the_cli_prints_the_estimate(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.alone
 def test_an_estimate_from_measured_runs_is_within_20_percent_of_the_wall_time(
-    demo_copy, monkeypatch
+    tmp_path, monkeypatch
 ):
-    """The shrunk demo's weight-decay study, on its data but without its runs (they may have
-    trained while another test ran): seeds 1 and 2 are trained first, and are what the estimate
-    is measured from; seeds 3-5 are then estimated before they run and trained. The test has
-    the machine to itself (``alone``). The estimate against the wall time their training takes
-    (Snakemake's own planning, timed by a dry run, left out)."""
-    workdir, path = demo_copy
+    """The shrunk demo's weight-decay study: seeds 1 and 2 are trained first, and are what the
+    estimate is measured from; seeds 3-5 are then estimated before they run and trained. The
+    test has the machine to itself (``alone``, and last in its worker's queue). The estimate
+    against the wall time their training takes (Snakemake's own planning, timed by a dry run,
+    left out)."""
+    workdir = copy_repo(tmp_path / "repo")
+    path = shrunk_demo_config(workdir / "config" / "estimate.yaml")
     config = yaml.safe_load(path.read_text())
     config["studies"] = {"weight_decay": config["studies"]["weight_decay"]}
     monkeypatch.chdir(workdir)  # the config's paths are relative to the checkout
-    shutil.rmtree(workdir / "results/runs")
-    # two runs at once, as the demo ran
+    # two runs at once, as the demo runs
     args = ("--cores", "2", "--configfile", str(path), "--until", "train")
     config["seeds"] = [1, 2]
     path.write_text(yaml.safe_dump(config))
