@@ -1,7 +1,8 @@
 """DVC beside Snakemake, with the real ``dvc`` CLI in a throw-away git repository.
 
 The suite's one shrunk demo (``demo_run``: 10 runs, one seed, already trained by Snakemake) is
-put under git and ``dvc repro`` records it without training anything; the tests then push it
+put under git with a config of two of its studies, whose 4 runs it pooled, and ``dvc repro``
+records them without training anything; the tests then push it
 to a local directory remote, pull it into fresh clones, and check that nothing is retrained,
 that ``dvc exp run -S`` retrains exactly the run it changes, and that bad input ends in a
 clear message.
@@ -27,11 +28,13 @@ pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 GIT_ID = ["-c", "user.name=hpstudy tests", "-c", "user.email=tests@hpstudy.invalid"]
-CONFIG = "config/test-demo.yaml"  # the shrunk demo of tests/conftest.py
-RESULTS = "results/demo"  # the demo's paths.results
+DEMO_CONFIG = "config/test-demo.yaml"  # the shrunk demo of tests/conftest.py
+CONFIG = "config/test-dvc.yaml"  # two of its studies, on its runs (written by `origin`)
+RESULTS = "results/dvc"  # that config's paths.results
+STUDIES = ("batch_size", "weight_decay")
 RUN = "digits-48/lr-0.001_{}_ep-2/seed-0"  # a run of the shrunk demo, by its settings
 DEFAULT_RUN = "digits-48/lr-0.001_ep-2/seed-0"  # its run at batch 256
-DEMO_RUNS = 10  # distinct runs of the shrunk demo
+DEMO_RUNS = 4  # distinct runs of those two studies (batch 10, 256, 450; weight decay 1)
 
 
 def run(cwd: Path, *args: str, check: bool = True, timeout: int = 600):
@@ -106,9 +109,16 @@ def summary_hashes(repo: Path) -> dict[str, str]:
 def origin(demo_run, tmp_path_factory):
     """A git+DVC repo of the finished shrunk demo, recorded by ``dvc repro`` and committed."""
     workdir, config, _ = demo_run
-    assert config.relative_to(workdir).as_posix() == CONFIG
+    assert config.relative_to(workdir).as_posix() == DEMO_CONFIG
     repo = tmp_path_factory.mktemp("origin") / "repo"
     shutil.copytree(workdir, repo, symlinks=True)
+    # two of the demo's studies, pooled with its runs: every DVC behaviour, half the figures
+    # that each `dvc repro` draws again
+    subset = yaml.safe_load(config.read_text())
+    subset["studies"] = {name: subset["studies"][name] for name in STUDIES}
+    subset["paths"]["results"] = RESULTS
+    (repo / CONFIG).write_text(yaml.safe_dump(subset, sort_keys=False))
+    shutil.rmtree(repo / "results/demo")  # the whole demo's tables: no output of this config
     point_dvc_at(repo)
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
@@ -181,7 +191,7 @@ def test_metrics_show_and_plots_show_read_the_results(origin, tmp_path):
     values = next(iter(data.values()))["data"][f"{RESULTS}/headline.json"]["data"]
     assert values == json.loads((repo / RESULTS / "headline.json").read_text())
     assert values["runs"] == DEMO_RUNS
-    assert set(values["studies"]) == {"learning_rate", "batch_size", "kernel_width", "weight_decay"}
+    assert set(values["studies"]) == set(STUDIES)
     run(repo, "dvc", "plots", "show", "-o", str(tmp_path / "plots"))
     html = (tmp_path / "plots" / "index.html").read_text()
     assert "test_acc" in html and RUN.format("wd-1_bs-450") in html
@@ -229,7 +239,7 @@ def test_exp_run_retrains_only_the_changed_run(origin, remote, tmp_path):
     # a table a person can read: per study its best setting and accuracy, never a column per run
     assert not [c for c in columns if "seed-" in c], "no column per run"
     best = [c for c in columns if c.startswith("studies.") and ".best_" in c]
-    assert len(best) == 2 * 4, best
+    assert len(best) == 2 * len(STUDIES), best
     assert any("0.5" in row for row in rows)
 
 

@@ -429,9 +429,10 @@ def test_a_search_stopped_after_its_first_round_continues_to_the_same_trials(flo
     copy = tmp_path / "copy"
     shutil.copytree(workdir, copy, symlinks=True)
     original = read_table(workdir / "results/flow/search/small/trials.csv")
-    # forget the search and the runs only it trained, then stop it after round 0
+    # forget the search and the runs of its second round (a search stopped after round 0
+    # never trained them), then stop it after round 0 again
     shutil.rmtree(copy / "results/flow/search/small")
-    for run_id in original["run_id"]:
+    for run_id in original.loc[original["round"] == 1, "run_id"]:
         shutil.rmtree(copy / "results/runs" / run_id, ignore_errors=True)
     conf = copy / config.relative_to(workdir)
     snakemake(copy, "results/flow/search/small/results/round-0.json", "--cores", "2",

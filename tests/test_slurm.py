@@ -194,6 +194,9 @@ def run_through_slurm(workdir: Path, config: Path, cancel_run: str, checkpoint: 
         "--configfile", str(config),
         # Fast status polling for a test (the profile waits 40 s, kinder to a real cluster).
         "--slurm-init-seconds-before-status-checks", "2",
+        # up to the tables: the steps after them are local rules, run on the submitting host
+        # as in every other end-to-end test
+        "--until", "aggregate",
     ]  # fmt: skip
     with log_path.open("w") as log:
         proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
