@@ -16,7 +16,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The suite runs in two pytest-xdist workers (pyproject's addopts: `-n 2`). Every test that
+# The suite runs in three pytest-xdist workers (pyproject's addopts: `-n 3`). Every test that
 # uses one of these costly shared fixtures runs in the same worker, so each is built once per
 # session (by its first test), never once per worker.
 SHARED_FIXTURES = {

@@ -173,7 +173,7 @@ def test_unknown_study_is_a_clear_error(tables):
         figures.curves_figure(metrics, summary, "nope")
 
 
-def test_cli_writes_png_and_svg_from_the_tables_folder(sweep, tmp_path):
+def test_cli_writes_png_and_svg_from_the_tables_folder(sweep, tmp_path, capsys):
     import pandas as pd
 
     from hpstudy.report.comparison import COMPARISON_COLUMNS
@@ -184,6 +184,19 @@ def test_cli_writes_png_and_svg_from_the_tables_folder(sweep, tmp_path):
     assert cli_main([*argv, "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<svg" in out.with_suffix(".svg").read_text()[:500]
+    # several kinds in one call (a study's figure job): each into the folder, as one kind alone
+    folder = tmp_path / "study"
+    argv[1:3] = ["--kinds", "accuracy", "curves"]
+    assert cli_main([*argv, "--out-dir", str(folder)]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "accuracy.png", "accuracy.svg", "curves.png", "curves.svg"]  # fmt: skip
+    assert (folder / "curves.png").read_bytes() == out.read_bytes()
+    # an unknown kind among them: a clear error before any figure is drawn
+    other = tmp_path / "other"
+    argv[1:4] = ["--kinds", "accuracy", "nope"]
+    capsys.readouterr()
+    assert cli_main([*argv, "--out-dir", str(other)]) == 1
+    assert "No figure kind 'nope'" in capsys.readouterr().err and not other.exists()
 
 
 def test_a_grid_gets_a_heatmap_whose_cells_are_the_tables_means(tmp_path):
@@ -253,24 +266,23 @@ def test_every_figure_kind_has_a_builder_a_caption_and_a_line_in_the_docs():
         assert callable(dispatch.builder(kind)), kind.name
         assert kind.caption.strip() and kind.summary.strip(), kind.name
         assert set(kind.inputs) <= {*registry.ARGUMENTS, *kind.tables}, kind.name
-    # the report's caption templates are the registry's, one branch per kind
-    for name, text in registry.caption_files().items():
+    # the report's caption templates are the registry's, one per kind of a study's or a
+    # search's figure, each beginning with the study's (search's) name
+    captions = registry.caption_files()
+    for name, text in captions.items():
         assert (REPO / "workflow/report" / name).read_text() == text, name
-    figure_rst = registry.caption_files()["figure.rst"]
-    for kind in registry.names(registry.STUDY):
-        assert f'"{kind}"' in figure_rst, kind
+    for scope, head in ((registry.STUDY, "Study"), (registry.SEARCH, "Search")):
+        for kind in registry.names(scope):
+            text = captions[registry.caption_file(scope, kind)]
+            assert text.startswith(f"{head} **{{{{ snakemake.") and registry.BY_NAME[kind].caption[
+                :40] in " ".join(text.split()), kind  # fmt: skip
+    assert registry.caption_file(registry.STUDY, "heatmap-lr-batch_size") == "figures/heatmap.rst"
     assert registry.markdown_list() in (REPO / "docs/figures.md").read_text()
 
 
-def test_the_rules_wildcards_come_from_the_registry():
-    import re
-
+def test_a_search_gets_the_registrys_search_figures():
     from hpstudy.report import figure_registry as registry
 
-    pattern = re.compile(f"(?:{rule_targets.KIND_PATTERN})")
-    for kind in [*rule_targets.FIGURE_KINDS, "heatmap-lr-batch_size"]:
-        assert pattern.fullmatch(kind)
-    assert not pattern.fullmatch("history") and not pattern.fullmatch("nope")
     assert registry.lookup("heatmap-lr-batch_size").name == "heatmap"
     assert set(rule_targets.SEARCH_FIGURES) == {
         "history",

@@ -17,12 +17,10 @@ from hpstudy.report.figure_registry import heatmap_kinds
 # swept settings whose studies also get an epoch-time and a cost figure
 TIME_PARAMS = frozenset({"batch_size", "kernel_width"})
 COST_PARAMS = frozenset({"kernel_width"})
-# which figures exist, for studies, searches and the whole sweep: the figure registry
-FIGURE_KINDS = figure_registry.names(figure_registry.STUDY)
+# which figures exist, for searches and the whole sweep: the figure registry (a study's
+# depend on what it sweeps: study_figures)
 SEARCH_FIGURES = figure_registry.names(figure_registry.SEARCH)  # a search's figures
 OVERVIEW_KINDS = figure_registry.names(figure_registry.OVERVIEW)  # of the sweep, not a study
-# a study of two settings gets `heatmap`; of three or more, one `heatmap-<a>-<b>` per pair
-KIND_PATTERN = figure_registry.wildcard(figure_registry.STUDY)
 
 
 def whole_run_targets(layout: Layout, run_ids: Iterable[str], scan: bool = True) -> list[str]:
@@ -75,17 +73,27 @@ def study_is_compared(plan, study, dataset: dict) -> bool:
     return any(post_runs.matching_post_runs(plan.runs[rid].settings) for rid in study.run_ids())
 
 
+def study_figures(plan, dataset: dict) -> dict[str, list[str]]:
+    """Each study of the plan and the kinds of figure it gets (one figure job per study)."""
+    return {
+        name: figure_kinds(
+            study.params, study_is_compared(plan, study, dataset), study_settings(study)
+        )
+        for name, study in plan.studies.items()
+    }
+
+
 def figure_targets(layout: Layout, plan, dataset: dict) -> list[str]:
     """Every figure file (PNG and SVG) of every study of the plan, and the reproduction
-    overview where some study is compared with the post."""
-    compared = {name: study_is_compared(plan, s, dataset) for name, s in plan.studies.items()}
+    overview where some study is compared with the post (it has the ``post`` figure)."""
+    kinds = study_figures(plan, dataset)
     files = [
         layout.figure(name, kind, ext)
-        for name, study in plan.studies.items()
-        for kind in figure_kinds(study.params, compared[name], study_settings(study))
+        for name, names in kinds.items()
+        for kind in names
         for ext in ("png", "svg")
     ]
-    if any(compared.values()):
+    if any("post" in names for names in kinds.values()):
         files += [layout.overview_figure("reproduction", ext) for ext in ("png", "svg")]
     return files
 

@@ -2,12 +2,11 @@
 # rule, every study's figures and (optionally) TensorBoard event files. All logic is in the
 # package; a rule only wires paths. The tables depend on every run of this config, so a
 # changed run rebuilds them and nothing upstream.
-from hpstudy.rule_targets import KIND_PATTERN, OVERVIEW_KINDS
+from hpstudy.report.figure_registry import STUDY, caption_file
+from hpstudy.rule_targets import OVERVIEW_KINDS, study_figures
 
 
 wildcard_constraints:
-    study="|".join(PLAN.studies),
-    kind=KIND_PATTERN,
     overview="|".join(OVERVIEW_KINDS),
 
 
@@ -168,27 +167,41 @@ rule budget:
         " --out {output:q} > {log:q} 2>&1"
 
 
-rule figure:
-    input:
-        **TABLES,
-    output:
-        png=report(
-            LAYOUT.figure("{study}", "{kind}", "png"),
-            caption="../report/figure.rst",
-            category="{study}",
-            subcategory="{kind}",
-            labels={"study": "{study}", "figure": "{kind}"},
-        ),
-        svg=LAYOUT.figure("{study}", "{kind}", "svg"),
-    log:
-        LAYOUT.log("report/figures/{study}/{kind}"),
-    localrule: True
-    conda:
-        CONDA_ENV
-    shell:
-        f"{HPSTUDY} figures --kind {{wildcards.kind:q}} --study {{wildcards.study:q}}"
-        f" --tables {shlex.quote(LAYOUT.results)} --runs-dir {shlex.quote(LAYOUT.runs)}"
-        " --out {output.png:q} > {log:q} 2>&1"
+# Each study's figures in one job (one interpreter, pandas and matplotlib for all of them):
+# a rule per study, since the kinds a study gets depend on what it sweeps.
+for _study, _kinds in study_figures(PLAN, DATASET).items():
+
+    rule:
+        name:
+            f"figures_{_study}"
+        input:
+            **TABLES,
+        output:
+            [
+                report(
+                    LAYOUT.figure(_study, kind, "png"),
+                    caption=f"../report/{caption_file(STUDY, kind)}",
+                    category=_study,
+                    subcategory=kind,
+                    labels={"study": _study, "figure": kind},
+                )
+                for kind in _kinds
+            ],
+            [LAYOUT.figure(_study, kind, "svg") for kind in _kinds],
+        log:
+            LAYOUT.log(f"report/figures/{_study}"),
+        localrule: True
+        conda:
+            CONDA_ENV
+        params:
+            study=_study,
+            kinds=_kinds,
+            # a function of the output: Snakemake records no such param
+            out_dir=lambda wildcards, output: os.path.dirname(output[0]),
+        shell:
+            f"{HPSTUDY} figures --kinds {{params.kinds:q}} --study {{params.study:q}}"
+            f" --tables {shlex.quote(LAYOUT.results)} --runs-dir {shlex.quote(LAYOUT.runs)}"
+            " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule overview_figure:

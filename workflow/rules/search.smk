@@ -2,12 +2,12 @@
 # writes its trials (a proposals file, also an added-runs file); the train rule trains them as
 # ordinary runs; `search_tell` collects their metric for the next round. A dry run therefore
 # shows jobs only up to the first round whose proposals are not written yet.
+from hpstudy.report.figure_registry import SEARCH, caption_file
 
 
 wildcard_constraints:
     search="|".join(SEARCHES) or "no-search",
     round="[0-9]+",
-    search_kind="|".join(SEARCH_FIGURES),
 
 
 checkpoint search_round:
@@ -80,26 +80,35 @@ rule search_finish:
         " --results {input.results:q} --out {params.out_dir:q} > {log:q} 2>&1"
 
 
-rule search_figure:
+# a search's figures, all in one job (the same kinds for every search)
+rule search_figures:
     input:
         trials=rules.search_finish.output.trials_csv,
         summary=rules.search_finish.output.summary_csv,
     output:
-        png=report(
-            LAYOUT.search_file("{search}", "figures/{search_kind}.png"),
-            caption="../report/search_figure.rst",
-            category="Search {search}",
-            labels={"search": "{search}", "figure": "{search_kind}"},
-        ),
-        svg=LAYOUT.search_file("{search}", "figures/{search_kind}.svg"),
+        [
+            report(
+                LAYOUT.search_file("{search}", f"figures/{kind}.png"),
+                caption=f"../report/{caption_file(SEARCH, kind)}",
+                category="Search {search}",
+                labels={"search": "{search}", "figure": kind},
+            )
+            for kind in SEARCH_FIGURES
+        ],
+        [
+            LAYOUT.search_file("{search}", f"figures/{kind}.svg")
+            for kind in SEARCH_FIGURES
+        ],
     log:
-        LAYOUT.log("search/{search}/figures/{search_kind}"),
+        LAYOUT.log("search/{search}/figures"),
     localrule: True
     conda:
         CONDA_ENV
     params:
-        # a function of the input: Snakemake records no such param (nothing reruns for it)
+        kinds=SEARCH_FIGURES,
+        # functions of the input or output: Snakemake records no such param
         tables=lambda wildcards, input: os.path.dirname(input.trials),
+        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
-        f"{HPSTUDY} figures --kind {{wildcards.search_kind:q}} --study {{wildcards.search:q}}"
-        " --tables {params.tables:q} --out {output.png:q} > {log:q} 2>&1"
+        f"{HPSTUDY} figures --kinds {{params.kinds:q}} --study {{wildcards.search:q}}"
+        " --tables {params.tables:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

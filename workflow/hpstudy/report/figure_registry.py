@@ -1,8 +1,8 @@
 """Every kind of figure in one table: which builder draws it, what it reads, where it goes
 (a study's figures, a search's, the sweep's overview) and its caption. The figure rules'
-wildcards (:mod:`hpstudy.rule_targets`), ``hpstudy figures``, the report captions
-(``workflow/report/*.rst``, written by :func:`write_captions`) and ``docs/figures.md`` all
-derive from it.
+outputs (:mod:`hpstudy.rule_targets`), ``hpstudy figures``, the report captions
+(``workflow/report/``, written by :func:`write_captions`) and ``docs/figures.md`` all derive
+from it.
 
 Light on purpose (no matplotlib, no pandas): the workflow reads it when it is planned; a
 builder is named as ``module:function`` and imported only when a figure is drawn.
@@ -199,11 +199,6 @@ def names(scope: str) -> tuple[str, ...]:
     return tuple(kind.name for kind in KINDS if scope in kind.scopes)
 
 
-def wildcard(scope: str) -> str:
-    """The regular expression of every kind name of ``scope`` (a rule's wildcard)."""
-    return "|".join(kind.regex for kind in KINDS if scope in kind.scopes)
-
-
 def lookup(name: str) -> FigureKind:
     """The registry entry of a kind name (``heatmap-lr-batch_size`` is a ``heatmap``)."""
     for kind in KINDS:
@@ -212,31 +207,37 @@ def lookup(name: str) -> FigureKind:
     raise KeyError(name)
 
 
+CAPTION_FOLDERS = {STUDY: "figures", SEARCH: "search_figures"}  # in workflow/report/
+
+
+def caption_file(scope: str, kind: str) -> str:
+    """The caption template of one study or search figure, relative to ``workflow/report/``
+    (``heatmap-lr-batch_size``: the heatmap's)."""
+    return f"{CAPTION_FOLDERS[scope]}/{lookup(kind).name}.rst"
+
+
 def caption_files() -> dict[str, str]:
-    """The report's caption templates, by file name in ``workflow/report/``: one branch per
-    kind, chosen by the rule's wildcard."""
-    return {
-        "figure.rst": _branches(STUDY, "kind", "Study **{{ snakemake.wildcards.study }}**:\n"),
-        "search_figure.rst": _branches(
-            SEARCH, "search_kind", "Search **{{ snakemake.wildcards.search }}**:\n", SEARCH_NOTE
-        ),
-        "overview.rst": "\n".join(
-            textwrap.fill(kind.caption, 95) for kind in KINDS if OVERVIEW in kind.scopes
-        )
-        + "\n",
+    """The report's caption templates, by path in ``workflow/report/``: one per kind of a
+    study's and of a search's figures (a figure job draws several kinds; each file names its
+    study or search), and the overview's."""
+    heads = {
+        STUDY: "Study **{{ snakemake.params.study }}**:\n",
+        SEARCH: "Search **{{ snakemake.wildcards.search }}**:\n",
     }
-
-
-def _branches(scope: str, wildcard_name: str, head: str, tail: str = "") -> str:
-    lines = [f"{{% set kind = snakemake.wildcards.{wildcard_name} %}}{head.rstrip()}"]
-    for i, kind in enumerate(k for k in KINDS if scope in k.scopes):
-        test = f'kind == "{kind.name}"' if not kind.pattern else f'kind.startswith("{kind.name}")'
-        lines.append(f"{{% {'if' if i == 0 else 'elif'} {test} -%}}")
-        lines.append(textwrap.fill(kind.caption, 95))
-    lines.append("{%- endif %}")
-    if tail:
-        lines.append(tail)
-    return "\n".join(lines) + "\n"
+    files = {
+        caption_file(scope, kind.name): heads[scope]
+        + textwrap.fill(kind.caption, 95)
+        + ("\n" + SEARCH_NOTE if scope == SEARCH else "")
+        + "\n"
+        for scope in (STUDY, SEARCH)
+        for kind in KINDS
+        if scope in kind.scopes
+    }
+    files["overview.rst"] = (
+        "\n".join(textwrap.fill(kind.caption, 95) for kind in KINDS if OVERVIEW in kind.scopes)
+        + "\n"
+    )
+    return files
 
 
 def write_captions(folder: str | Path) -> list[Path]:
@@ -244,6 +245,7 @@ def write_captions(folder: str | Path) -> list[Path]:
     written = []
     for name, text in caption_files().items():
         path = Path(folder) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
