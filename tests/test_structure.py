@@ -134,6 +134,20 @@ def test_a_training_job_imports_neither_validation_nor_reporting_libraries():
     assert done.stdout.strip() == "[]"
 
 
+def test_a_search_step_imports_no_torch_unless_it_clears_halving_checkpoints():
+    """Every round of a search runs `hpstudy search` twice; torch (1.4 s) is only needed to
+    clear the pruned trials' checkpoints of a halving search."""
+    code = (
+        "import sys\n"
+        "from hpstudy.cli import main\n"
+        "from hpstudy.tuning import search\n"
+        "assert search.remove_pruned_checkpoints({}, [], 'v', None) == 0\n"
+        "print(sorted(m for m in ('torch', 'optuna') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_a_run_is_planned_and_trained_without_validation_or_workflow_libraries():
     """benchmarks/sweep_benchmark.py plans runs and starts `hpstudy train` on machines that may
     have torch but not jsonschema, Snakemake, Optuna, pandas or scipy: block them and plan one."""

@@ -44,7 +44,6 @@ from hpstudy.report import aggregate
 from hpstudy.report.tables import write_table
 from hpstudy.sweep import added_runs
 from hpstudy.sweep.plan import make_run, run_spec
-from hpstudy.training.checkpoint import remove_checkpoints
 from hpstudy.tuning import selection
 from hpstudy.tuning.search_rounds import (
     propose,
@@ -120,6 +119,9 @@ def remove_pruned_checkpoints(spec: dict, results: list[dict], variant: str, lay
     many trajectories were cleared (the last rung's survivors keep theirs)."""
     if not spec.get("halving"):
         return 0
+    # imported here: the checkpoint module imports torch (1.4 s), which no other search step
+    # needs (every round's proposing and telling, and finishing a search without halving)
+    from hpstudy.training.checkpoint import remove_checkpoints
 
     def folder(told: dict) -> Path:
         run = make_run(told["settings"], told["seed"], variant)  # the folder ignores channels
