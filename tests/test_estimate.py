@@ -127,11 +127,13 @@ def test_the_cli_prints_the_estimate(tmp_path, capsys):
 def test_an_estimate_from_measured_runs_is_within_20_percent_of_the_wall_time(
     tmp_path, monkeypatch
 ):
-    """The shrunk demo's weight-decay study: seeds 1 and 2 are trained first, and are what the
-    estimate is measured from; seeds 3-5 are then estimated before they run and trained. The
+    """The shrunk demo's weight-decay study: seeds 1-3 are trained first, and are what the
+    estimate is measured from; seeds 4-6 are then estimated before they run and trained. The
     test has the machine to itself (``alone``, and last in its worker's queue). The estimate
     against the wall time their training takes (Snakemake's own planning, timed by a dry run,
-    left out)."""
+    left out). Three waves of two runs as the basis, not two: the estimate takes the median run,
+    so one wave slowed by something else on the machine (seen once: a wave of 7.8 s runs between
+    two of 5.0 s, and an estimate 20 % high) does not move it."""
     workdir = copy_repo(tmp_path / "repo")
     path = shrunk_demo_config(workdir / "config" / "estimate.yaml")
     config = yaml.safe_load(path.read_text())
@@ -143,10 +145,10 @@ def test_an_estimate_from_measured_runs_is_within_20_percent_of_the_wall_time(
     # cold page cache (measured after dropping it) the first runs start 1-2 s slower than the
     # later ones and the estimate comes out 30 % high
     subprocess.run([sys.executable, "-c", "import torch, torch._dynamo"], check=True)
-    config["seeds"] = [1, 2]
+    config["seeds"] = [1, 2, 3]
     path.write_text(yaml.safe_dump(config))
     snakemake(workdir, *args)
-    config["seeds"] = [3, 4, 5]
+    config["seeds"] = [4, 5, 6]
     path.write_text(yaml.safe_dump(config))
     priced = estimate.estimate(validate_config(config), jobs=2)
     assert priced.unpriced == {} and priced.runs == 6 and priced.finished == 0
