@@ -34,7 +34,7 @@ GROUPS_FILE = "HPSTUDY_TEST_GROUPS"
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "alone: a test that times itself: the other worker waits while it runs (from setup to "
+        "alone: a test that times itself: the other workers wait while it runs (from setup to "
         "teardown, the shared fixtures it builds included)",
     )
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
@@ -49,7 +49,7 @@ def pytest_unconfigure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The ``alone`` tests last (the other worker, by then at its last tests, waits little).
+    """The ``alone`` tests last (the other workers, by then at their last tests, wait little).
     In a worker: write each grouped test's group for the scheduler (every worker collects the
     same tests, so each writes the same file)."""
     items.sort(key=lambda item: item.get_closest_marker("alone") is not None)  # stable
